@@ -196,7 +196,7 @@ func (x *execution) deployHost(ctx context.Context, stage string, h *hostRun) er
 			return fmt.Errorf("deploy.command: %w", err)
 		}
 	}
-	if err := x.applyOn(ctx, h, stage, "deploy", cmd, x.spec.Version, x.spec.Deploy.Timeout); err != nil {
+	if err := x.applyOn(ctx, h, stage, "deploy", cmd, x.spec.Version, x.marker(h, stage, "deployed"), x.spec.Deploy.Timeout); err != nil {
 		return err
 	}
 	h.status = HostDeployed
@@ -206,18 +206,13 @@ func (x *execution) deployHost(ctx context.Context, stage string, h *hostRun) er
 
 // applyOn runs a deploy or revert command on h, verifies that the host then reports version and
 // records the marker, in one session. h.current follows what the host reports.
-func (x *execution) applyOn(ctx context.Context, h *hostRun, stage, action, cmd, version string, timeout time.Duration) error {
+func (x *execution) applyOn(ctx context.Context, h *hostRun, stage, action, cmd, version string, m Marker, timeout time.Duration) error {
 	vcmd, err := x.versionCommand(h)
 	if err != nil {
 		return err
 	}
-	status := "deployed"
-	if action == "revert" {
-		status = "reverted"
-	}
-	m := x.marker(h, stage, status)
 	m.Version = version
-	a, err := apply(ctx, h.client, cmd, vcmd, version, m, "@@canary-"+x.runID, timeout)
+	a, err := apply(ctx, h.shell, cmd, vcmd, version, m, "@@canary-"+x.runID, timeout)
 	if err != nil {
 		return Failure{Message: fmt.Sprintf("%s command: %v", action, err)}
 	}
@@ -351,7 +346,13 @@ func (x *execution) revertHost(ctx context.Context, h *hostRun) error {
 			return fmt.Errorf("revert.command: %w", err)
 		}
 	}
-	if err := x.applyOn(ctx, h, h.stage, "revert", cmd, to, x.spec.Revert.Timeout); err != nil {
+	m := x.marker(h, h.stage, "reverted")
+	if p := h.prior; p != nil && p.Status == "deployed" && p.Version == to {
+		// Rolled back to what an earlier, finished rollout of this release deployed: its marker is
+		// the truth again, so a later destroy still knows where that rollout came from.
+		m = *p
+	}
+	if err := x.applyOn(ctx, h, h.stage, "revert", cmd, to, m, x.spec.Revert.Timeout); err != nil {
 		return err
 	}
 	h.status = HostReverted

@@ -459,3 +459,34 @@ func TestStaleLockIsTakenOverWithAWarning(t *testing.T) {
 	}
 	f.expectVersions(f.all("1.1.0"))
 }
+
+func TestFailedUpgradeRevertsToTheVersionJustBefore(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 4, devfleet.Options{Behaviors: map[string]devfleet.Behavior{"1.2.0": devfleet.Unhealthy}})
+	if _, err := f.runner().Execute(ctxT(t, time.Minute), f.spec("1.1.0")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.runner().Execute(ctxT(t, time.Minute), f.spec("1.2.0"))
+	mustRolloutError(t, err)
+	if res.Status != runner.StatusRolledBack {
+		t.Fatalf("status %s", res.Status)
+	}
+	// Only the canary was changed by this rollout, and it goes back to 1.1.0, not 1.0.0.
+	f.expectVersions(f.all("1.1.0"))
+	if got := res.HostsWith(runner.HostReverted); len(got) != 1 || got[0] != "host-1" {
+		t.Errorf("reverted %v, want only the canary", got)
+	}
+	for _, h := range f.Hosts[1:] {
+		if hr := res.Host(h.Name); hr.Status != runner.HostPending || hr.Version != "1.1.0" || hr.PreviousVersion != "1.1.0" || hr.Changed {
+			t.Errorf("%s: %+v", h.Name, *hr)
+		}
+		if n := starts(t, h, "1.0.0"); n != 1 {
+			t.Errorf("%s was put back to 1.0.0", h.Name)
+		}
+	}
+	// A destroy now reverts the last successful rollout: every host back to 1.0.0.
+	if _, err := f.runner().Revert(ctxT(t, time.Minute), f.spec("1.1.0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.expectVersions(f.all("1.0.0"))
+}

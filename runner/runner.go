@@ -75,6 +75,7 @@ type hostRun struct {
 	changed  bool // runs a version this release put there
 	marks    []any
 	uploads  []uploaded
+	prior    *Marker // this release's marker as the run found it
 	err      string
 }
 
@@ -253,12 +254,17 @@ func (x *execution) connect(ctx context.Context, h *hostRun) error {
 // deployed keeps the marker's previous version, so a resumed rollout and a later revert know
 // where it came from.
 func (x *execution) probed(h *hostRun, v string, m *Marker) {
+	h.prior = m
 	if x.spec.VersionCommand == "" && m != nil && m.Status == "deployed" {
 		v = m.Version
 	}
 	h.current = v
 	h.previous = v
-	if m != nil && m.Status == "deployed" && m.Version == v {
+	// Resuming: the host already runs the target because an earlier, unfinished run of this
+	// release put it there. It counts as changed by this rollout, coming from the marker's
+	// previous version. A host that runs what an earlier, finished rollout deployed is simply
+	// at its current version.
+	if m != nil && m.Status == "deployed" && m.Version == v && v == x.spec.Version {
 		h.previous = m.PreviousVersion
 		h.changed = true
 	}
