@@ -205,29 +205,43 @@ func (x *execution) deployHost(ctx context.Context, stage string, h *hostRun) er
 }
 
 // applyOn runs a deploy or revert command on h, verifies that the host then reports version and
-// records the marker, in one session. h.current follows what the host reports.
+// records the marker. The command runs through the control shell (Shell.Exec: killable, no
+// session of its own), then the verification runs on the shell. h.current follows what the host
+// reports.
 func (x *execution) applyOn(ctx context.Context, h *hostRun, stage, action, cmd, version string, m Marker, timeout time.Duration) error {
 	vcmd, err := x.versionCommand(h)
 	if err != nil {
 		return err
 	}
 	m.Version = version
-	a, err := apply(ctx, h.shell, cmd, vcmd, version, m, "@@canary-"+x.runID, timeout)
+	sh, err := x.shellOf(ctx, h)
 	if err != nil {
-		return Failure{Message: fmt.Sprintf("%s command: %v", action, err)}
+		return Failure{Message: fmt.Sprintf("%s: %v", action, err)}
 	}
-	if a.res.ExitStatus != 0 {
-		return Failure{Message: fmt.Sprintf("%s command exited %d", action, a.res.ExitStatus), Evidence: outputEvidence(a.res)}
-	}
-	h.current = a.version
-	if !a.verified {
-		if vcmd != "" && a.version != version {
-			return Failure{Message: fmt.Sprintf("after %s the host reports version %s, expected %s", action, versionOrNone(a.version), versionOrNone(version)), Evidence: guard.Bound(a.output, 2048)}
+	output := ""
+	if cmd != "" {
+		res, err := sh.Exec(ctx, cmd, sshx.RunOptions{Timeout: timeout})
+		if err != nil {
+			return Failure{Message: fmt.Sprintf("%s command: %v", action, err)}
 		}
-		return Failure{Message: "writing the host marker failed", Evidence: outputEvidence(a.res)}
+		if res.ExitStatus != 0 {
+			return Failure{Message: fmt.Sprintf("%s command exited %d", action, res.ExitStatus), Evidence: outputEvidence(res)}
+		}
+		output = res.Stdout
+	}
+	v, err := verify(ctx, sh, vcmd, version, m, x.r.cmdTimeout())
+	if err != nil {
+		return Failure{Message: fmt.Sprintf("verifying the %s: %v", action, err)}
+	}
+	h.current = v.version
+	if !v.ok {
+		if vcmd != "" && v.version != version {
+			return Failure{Message: fmt.Sprintf("after %s the host reports version %s, expected %s", action, versionOrNone(v.version), versionOrNone(version)), Evidence: guard.Bound(strings.TrimSpace(output), 2048)}
+		}
+		return Failure{Message: "writing the host marker failed", Evidence: guard.Bound(v.output, 2048)}
 	}
 	if vcmd != "" {
-		x.emit(Event{Stage: stage, Host: h.Name, Action: "verify", Result: "ok", Message: "runs " + versionOrNone(a.version)})
+		x.emit(Event{Stage: stage, Host: h.Name, Action: "verify", Result: "ok", Message: "runs " + versionOrNone(v.version)})
 	}
 	return nil
 }

@@ -91,8 +91,13 @@ func parseHolder(s string) LockHolder {
 // its output with blanks trimmed and runs of blanks folded, or nothing when the command fails
 // (nothing is installed). It uses shell builtins only, to stay cheap on the host.
 func versionSnippet(versionCmd string) string {
+	return versionVar(versionCmd) + "; printf '%s\\n' \"$__v\""
+}
+
+// versionVar is versionSnippet that sets $__v instead of printing.
+func versionVar(versionCmd string) string {
 	return "__v=$( { " + versionCmd + "\n} 2>/dev/null ) || __v=\n" +
-		"__v=${__v%%\"\n\"*}; set -f; set -- $__v; printf '%s\\n' \"$*\""
+		"__v=${__v%%\"\n\"*}; set -f; set -- $__v; __v=\"$*\""
 }
 
 // prepared is what one prepare session learns about a host.
@@ -169,55 +174,48 @@ func sections(out string) map[string]string {
 	return m
 }
 
-// applied is what one apply session did.
-type applied struct {
-	res      *sshx.Result
-	output   string // the command's own output
-	version  string // what version_command printed afterwards
-	verified bool   // version matched (or no version_command) and the marker was written
+// verified is what verify found.
+type verified struct {
+	version string // what version_command printed (the expected version when it is unset)
+	ok      bool   // version matched (or no version_command) and the marker was written
+	output  string // the script's output, for evidence when the marker could not be written
 }
 
-// apply runs a deploy or revert command, then (if it succeeded) the version command, and writes
-// the marker when the host reports the expected version, all in one session. sentinel separates
-// the command's output from the runner's.
-func apply(ctx context.Context, c *sshx.Client, cmd, versionCmd, expect string, m Marker, sentinel string, timeout time.Duration) (*applied, error) {
+// verify runs the version command after a deploy or revert and, when the host reports the
+// expected version, writes the marker (atomically: a temporary file renamed over it). It runs on
+// the control shell: the deploy command itself ran through Shell.Exec.
+func verify(ctx context.Context, sh *sshx.Shell, versionCmd, expect string, m Marker, timeout time.Duration) (*verified, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	mp := markerPath(m.Release)
 	script := ""
-	if cmd != "" {
-		script = "( " + cmd + "\n) </dev/null\nrc=$?; [ $rc -eq 0 ] || exit $rc\n"
-	}
-	script += "printf '\\n%s\\n' " + sshx.Quote(sentinel) + "\n"
 	if versionCmd != "" {
-		script += "v=$(" + versionSnippet(versionCmd) + ")\n" +
-			"printf '@@version %s\\n' \"$v\"\n" +
-			"[ \"$v\" = " + sshx.Quote(expect) + " ] || { echo @@mismatch; exit 0; }\n"
+		script = versionVar(versionCmd) + "\n" +
+			"printf '@@version %s\\n' \"$__v\"\n" +
+			"[ \"$__v\" = " + sshx.Quote(expect) + " ] || { echo @@mismatch; exit 0; }\n"
 	}
 	script += "umask 077 && { [ -d " + stateDir + "/releases ] || mkdir -p " + stateDir + "/releases; } && printf '%s\\n' " + sshx.Quote(string(b)) + " > " + mp + ".tmp && mv -f " + mp + ".tmp " + mp + " && echo @@verified"
-	res, err := c.Run(ctx, script, sshx.RunOptions{Timeout: timeout})
+	out, status, err := sh.Run(ctx, script, timeout)
 	if err != nil {
 		return nil, err
 	}
-	a := &applied{res: res}
-	out, rest, found := strings.Cut(res.Stdout, "\n"+sentinel+"\n")
-	a.output = strings.TrimSpace(out)
-	if found {
-		sec := sections(rest)
-		a.version = strings.TrimSpace(sec["version"])
-		_, a.verified = sec["verified"]
-		if versionCmd == "" {
-			a.version = expect
-		}
+	sec := sections(out)
+	v := &verified{version: strings.TrimSpace(sec["version"]), output: strings.TrimSpace(out)}
+	_, v.ok = sec["verified"]
+	v.ok = v.ok && status == 0
+	if versionCmd == "" {
+		v.version = expect
 	}
-	return a, nil
+	return v, nil
 }
 
-func refreshLock(ctx context.Context, sh *sshx.Shell, owner string, timeout time.Duration) error {
+// refreshLock touches the host lock if this run still holds it. It uses a session of its own, as
+// the control shell may be busy with a long deploy command.
+func refreshLock(ctx context.Context, c *sshx.Client, owner string, timeout time.Duration) error {
 	cmd := `l=` + stateDir + `/lock; cur=; { IFS= read -r cur < "$l"; } 2>/dev/null; [ "$cur" = ` + sshx.Quote(owner) + ` ] && touch "$l"`
-	_, _, err := sh.Run(ctx, cmd, timeout)
+	_, err := c.Run(ctx, cmd, sshx.RunOptions{Timeout: timeout})
 	return err
 }
 

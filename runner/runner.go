@@ -352,10 +352,27 @@ func (x *execution) keepLocks(ctx context.Context) {
 		}
 		forEach(ctx, 32, x.hosts, nil, func(h *hostRun) {
 			if h.locked && h.client != nil {
-				_ = refreshLock(ctx, h.shell, x.owner, x.r.cmdTimeout())
+				_ = refreshLock(ctx, h.client, x.owner, x.r.cmdTimeout())
 			}
 		})
 	}
+}
+
+// shellOf returns h's control shell, starting a new one on the same connection when a command
+// that could not be stopped has closed it.
+func (x *execution) shellOf(ctx context.Context, h *hostRun) (*sshx.Shell, error) {
+	if h.shell != nil && h.shell.Err() == nil {
+		return h.shell, nil
+	}
+	if h.shell != nil {
+		_ = h.shell.Close()
+	}
+	sh, err := h.client.StartShell(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.shell = sh
+	return sh, nil
 }
 
 // closeAll releases locks and closes connections, within the cleanup timeout even when ctx ended.
@@ -367,7 +384,11 @@ func (x *execution) closeAll(ctx context.Context) {
 			return
 		}
 		if h.locked {
-			if err := releaseLock(cctx, h.shell, x.owner, x.r.cmdTimeout()); err != nil {
+			sh, err := x.shellOf(cctx, h)
+			if err == nil {
+				err = releaseLock(cctx, sh, x.owner, x.r.cmdTimeout())
+			}
+			if err != nil {
 				x.emit(Event{Host: h.Name, Action: "unlock", Result: "warning", Message: "could not release the host lock: " + err.Error()})
 			}
 			h.locked = false

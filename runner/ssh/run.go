@@ -251,6 +251,11 @@ func (c *Client) stop(sess *ssh.Session, filter *markerFilter, waitCh <-chan err
 	defer timer.Stop()
 	select {
 	case <-waitCh:
+		// The command is gone, but members of its group that ignore TERM and no longer hold
+		// its output may still run: sweep the group.
+		if pgid := filter.PGID(); pgid > 0 && c.killViaSession {
+			c.killGroup(pgid, "KILL", grace)
+		}
 		return true
 	case <-timer.C:
 	}

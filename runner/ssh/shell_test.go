@@ -55,3 +55,44 @@ func TestShellRunsScriptsInOneSession(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 }
+
+// TestShellExecRunsOperatorCommands: Exec runs a command from the control shell like Run would:
+// login shell, exit status, merged output, and a timeout kills its whole process group while the
+// shell stays usable.
+func TestShellExecRunsOperatorCommands(t *testing.T) {
+	f := devfleet.StartT(t, devfleet.Options{Hosts: 1, Logf: t.Logf})
+	cfg := sshx.Config{User: f.User, PrivateKey: f.ClientKey, KnownHostsFile: f.KnownHostsFile}
+	ctx := context.Background()
+	c, err := sshx.Dial(ctx, cfg, sshx.Endpoint{Address: f.Hosts[0].SSHAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sh, err := c.StartShell(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sh.Exec(ctx, "echo out; echo err >&2; cat; exit 3", sshx.RunOptions{Timeout: 5 * time.Second})
+	if err != nil || res.ExitStatus != 3 || res.Stdout != "out\nerr\n" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	// A command with a background child that ignores TERM: the whole group dies at the timeout.
+	start := time.Now()
+	_, err = sh.Exec(ctx, "(trap '' TERM; sleep 301.7) & sleep 302.7; touch ~/should-not-exist", sshx.RunOptions{Timeout: 500 * time.Millisecond, KillGrace: time.Second})
+	var te *sshx.TimeoutError
+	if !errors.As(err, &te) || !te.Terminated {
+		t.Fatalf("want a TimeoutError with the command terminated, got %v", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("stopping took %s", el)
+	}
+	out, status, err := sh.Run(ctx, "ps -eo args= | grep -c '[s]leep 30[12]\\.7'; test ! -e ~/should-not-exist", 5*time.Second)
+	if err != nil || strings.TrimSpace(out) != "0" || status != 0 {
+		t.Fatalf("the command's processes survived or it ran on: %q, %d, %v", out, status, err)
+	}
+	// Long output is bounded like Run's.
+	res, err = sh.Exec(ctx, "seq 1 200000", sshx.RunOptions{MaxOutput: 1024})
+	if err != nil || !res.Truncated || len(res.Stdout) > 1200 || !strings.HasPrefix(res.Stdout, "1\n2\n") || !strings.HasSuffix(res.Stdout, "200000\n") {
+		t.Fatalf("truncation: %d bytes, truncated %v, err %v", len(res.Stdout), res.Truncated, err)
+	}
+}
