@@ -361,6 +361,7 @@ func (x *execution) revertHost(ctx context.Context, h *hostRun) error {
 		}
 	}
 	m := x.marker(h, h.stage, "reverted")
+	m.PreviousVersion = h.current // what it is reverted from
 	if p := h.prior; p != nil && p.Status == "deployed" && p.Version == to {
 		// Rolled back to what an earlier, finished rollout of this release deployed: its marker is
 		// the truth again, so a later destroy still knows where that rollout came from.

@@ -86,7 +86,7 @@ func TestHealthyRolloutThreeStages(t *testing.T) {
 	}
 	f.expectVersions(f.all("1.0.0"))
 	for _, h := range f.Hosts {
-		if m := marker(t, h); !strings.Contains(m, `"status": "reverted"`) {
+		if m := marker(t, h); !strings.Contains(m, `"status": "reverted"`) || !strings.Contains(m, `"version": "1.0.0"`) || !strings.Contains(m, `"previous_version": "1.1.0"`) {
 			t.Errorf("%s marker after revert:\n%s", h.Name, m)
 		}
 	}
