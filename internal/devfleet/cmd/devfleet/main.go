@@ -33,6 +33,9 @@ const usage = `usage:
               [--slow-start-delay 3s] [--panic-delay 3s]
       Start a fleet, write DIR/inventory.json and DIR/fleet.auto.tfvars.json,
       and keep it running until SIGINT/SIGTERM (or devfleet down).
+  devfleet status --dir DIR
+      Print what each host runs: installed version, what its agent answers, and
+      the release markers the rollout engine left on it.
   devfleet down --dir DIR [--timeout 30s]
       Stop the fleet that devfleet up runs in DIR.
   devfleet agent COMMAND [ARG]   (also: agentctl COMMAND [ARG])
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return up(args[2:], stdout, stderr)
 	case "down":
 		return down(args[2:], stdout, stderr)
+	case "status":
+		return status(args[2:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

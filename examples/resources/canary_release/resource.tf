@@ -1,0 +1,38 @@
+resource "canary_release" "agent" {
+  fleet           = canary_fleet.agents
+  version         = "2.4.0"
+  deploy          = { command = "sudo /opt/agent/install {{.Version}}", timeout = "5m" }
+  revert          = { command = "sudo /opt/agent/install {{.PreviousVersion}}" }
+  version_command = "cat /opt/agent/VERSION"
+  guards          = [canary_guard.health, canary_guard.queue, canary_guard.db]
+  stages = [
+    { name = "canary", hosts = "1", observe = "5m" },
+    { name = "wave", hosts = "25%", observe = "2m" },
+    { name = "fleet", hosts = "100%", observe = "1m" },
+  ]
+  on_failure  = "rollback" # or "halt"
+  parallelism = 10
+
+  timeouts {
+    create = "1h"
+    update = "1h"
+    delete = "30m"
+  }
+}
+
+# Several services are promoted one after another with depends_on; each release reverts only
+# itself. Give each release on a shared fleet its own name.
+resource "canary_release" "sidecar" {
+  name            = "sidecar"
+  fleet           = canary_fleet.agents
+  version         = "1.8.2"
+  deploy          = { command = "sudo /opt/sidecar/install {{.Version}}" }
+  revert          = { command = "sudo /opt/sidecar/install {{.PreviousVersion}}" }
+  version_command = "cat /opt/sidecar/VERSION"
+  guards          = [canary_guard.health]
+  stages = [
+    { name = "canary", hosts = "1", observe = "5m" },
+    { name = "fleet", hosts = "100%", observe = "1m" },
+  ]
+  depends_on = [canary_release.agent]
+}
