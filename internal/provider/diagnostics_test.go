@@ -93,8 +93,9 @@ func TestAccRelease_planDiagnostics(t *testing.T) {
 func TestAccProvider_signingKeyMustBeEd25519(t *testing.T) {
 	resource.Test(t, resource.TestCase{Steps: []resource.TestStep{{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Config:                   fmt.Sprintf("provider \"canary\" {\n  signing_key = %q\n}\n", "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n") + strings.SplitN(releaseConfig(), "}\n", 2)[1],
-		PlanOnly:                 true,
-		ExpectError:              regexp.MustCompile(`(?s)Invalid\s+Signing\s+Key.*ed25519`),
+		Config: releaseConfig(`ssh = { user = "deploy", known_hosts_file = "/dev/null" }`,
+			fmt.Sprintf("signing_key = %q", "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`(?s)Invalid\s+Signing\s+Key.*ed25519`),
 	}}})
 }
