@@ -324,7 +324,7 @@ func TestInterruptedRolloutReportsExactHostsAndResumes(t *testing.T) {
 	spec := f.spec("1.1.0")
 	spec.Parallelism = 1
 	res, err := f.runner().Execute(ctx, spec)
-	mustRolloutError(t, err)
+	_ = mustRolloutError(t, err)
 	if res.Status != runner.StatusInterrupted || !errors.Is(err, context.Canceled) {
 		t.Fatalf("status %s, err %v", res.Status, err)
 	}
@@ -408,7 +408,7 @@ func TestShellMetacharactersInVersionCannotRunAnything(t *testing.T) {
 	for _, v := range []string{"1.1.0; touch " + pwned, "$(touch " + pwned + ")", "`touch " + pwned + "`", "1.1.0' && touch " + pwned + " '"} {
 		spec := f.spec(v)
 		res, err := f.runner().Execute(ctxT(t, time.Minute), spec)
-		mustRolloutError(t, err)
+		_ = mustRolloutError(t, err)
 		if res.Failure == nil || !strings.Contains(res.Failure.Evidence+res.Failure.Message, "invalid version") {
 			t.Errorf("%q: want the install to refuse the version, got %+v", v, res.Failure)
 		}
@@ -467,7 +467,7 @@ func TestFailedUpgradeRevertsToTheVersionJustBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := f.runner().Execute(ctxT(t, time.Minute), f.spec("1.2.0"))
-	mustRolloutError(t, err)
+	_ = mustRolloutError(t, err)
 	if res.Status != runner.StatusRolledBack {
 		t.Fatalf("status %s", res.Status)
 	}

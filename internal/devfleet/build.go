@@ -138,7 +138,9 @@ func findGo() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
+	// runtime.GOROOT is deprecated for binaries copied elsewhere, but tests and devfleet run where
+	// they were built, so the toolchain that built them is the best guess when go is not on PATH.
+	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} { //nolint:staticcheck // see above
 		if root == "" {
 			continue
 		}

@@ -65,7 +65,7 @@ func TestAccRelease_planDiagnostics(t *testing.T) {
 		{"last stage short of 100%", []string{`hosts = "100%"`, `hosts = "75%"`}, `stages\[2\]\.hosts: the last stage reaches 3 of 4 hosts; the last stage must reach the whole fleet \("100%"\)`},
 		{"duplicate host names", []string{`name = "agent-4"`, `name = "agent-2"`}, `Duplicate Host Name.*"agent-2" is used by hosts\[1\] and hosts\[3\].*rename one`},
 		{"unknown guard", []string{`[canary_guard.health]`, `[canary_guard.healht]`}, `Reference to undeclared resource.*canary_guard.*healht`},
-		{"template error", []string{`install {{.Version}}`, `install {{.Verison}}`}, `deploy\.command: template: .*can't evaluate field Verison`},
+		{"template error", []string{`install {{.Version}}`, `install {{.Vresion}}`}, `deploy\.command: template: .*can't evaluate field Vresion`},
 		{"quoted template value", []string{`install {{.Version}}`, `install '{{.Version}}'`}, `deploy\.command: .*inside single quotes: values are shell-quoted for you, remove the quotes around it`},
 		{"template syntax", []string{`cat /opt/agent/VERSION`, `cat {{.Host.Name`}, `version_command: template syntax`},
 		{"bad on_failure", []string{`on_failure      = "rollback"`, `on_failure      = "retry"`}, `Invalid Value.*on_failure is "retry"; use "rollback" or "halt"`},

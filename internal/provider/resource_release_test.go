@@ -225,3 +225,67 @@ func TestAccRelease_halt(t *testing.T) {
 		},
 	})
 }
+
+// TestAccRelease_interrupted: an update that runs out of time mid-stage starts nothing new, saves
+// state that says exactly which hosts run what (status interrupted), and the next apply resumes
+// without redeploying the hosts already at the new version.
+func TestAccRelease_interrupted(t *testing.T) {
+	f := accFleet(t, 4, nil)
+	dir := config.TestNameDirectory()
+	vars := func(v, timeout string) config.Variables {
+		vs := fleetVariables(f, v)
+		vs["update_timeout"] = config.StringVariable(timeout)
+		return vs
+	}
+	resource.Test(t, resource.TestCase{
+		CheckDestroy: func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.1.0"}) },
+		Steps: []resource.TestStep{
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				ConfigDirectory:          dir,
+				ConfigVariables:          vars("1.1.0", "1m"),
+			},
+			{
+				// The canary is observed for 6s, but the update may take 3s.
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				ConfigDirectory:          dir,
+				ConfigVariables:          vars("1.2.0", "3s"),
+				ExpectError:              regexp.MustCompile(`(?s)Rollout\s+Interrupted.*interrupted:\s+1\.2\.0\s+on\s+host-1;\s+1\.1\.0\s+on\s+host-2,\s+host-3,\s+host-4`),
+			},
+			{
+				PreConfig: func() {
+					if err := fleetRuns(f, map[string]string{"host-1": "1.2.0", "host-2": "1.1.0", "host-3": "1.1.0", "host-4": "1.1.0"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				ConfigDirectory:          dir,
+				ConfigVariables:          vars("1.2.0", "1m"),
+				PlanOnly:                 true,
+				ExpectNonEmptyPlan:       true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(release, plancheck.ResourceActionUpdate),
+					expectPriorValue{release, "status", "interrupted"},
+				}},
+			},
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				ConfigDirectory:          dir,
+				ConfigVariables:          vars("1.2.0", "1m"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(release, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
+					statecheck.ExpectKnownValue(release, tfjsonpath.New("hosts"), knownvalue.ListExact([]knownvalue.Check{
+						hostState("host-1", "1.2.0", "1.1.0", "unchanged"), hostState("host-2", "1.2.0", "1.1.0", "deployed"),
+						hostState("host-3", "1.2.0", "1.1.0", "deployed"), hostState("host-4", "1.2.0", "1.1.0", "deployed"),
+					})),
+				},
+				Check: func(*terraform.State) error {
+					if n := starts(t, f.Hosts[0], "1.2.0"); n != 1 {
+						t.Errorf("host-1 started 1.2.0 %d times, want once", n)
+					}
+					return fleetRuns(f, map[string]string{"*": "1.2.0"})
+				},
+			},
+		},
+	})
+}

@@ -160,7 +160,7 @@ func TestRunStdin(t *testing.T) {
 		t.Fatalf("cat: %+v %v", r, err)
 	}
 	big := make([]byte, 4<<20)
-	rand.Read(big)
+	_, _ = rand.Read(big)
 	sum := sha256.Sum256(big)
 	r, err = c.Run(context.Background(), "sha256sum", RunOptions{Stdin: bytes.NewReader(big), Timeout: 30 * time.Second})
 	if err != nil || !strings.HasPrefix(r.Stdout, hex.EncodeToString(sum[:])) {
@@ -514,7 +514,7 @@ func TestFrozenHost(t *testing.T) {
 	if err := h.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Thaw() })
+	t.Cleanup(func() { _ = h.Thaw() })
 	frozenAt := time.Now()
 
 	var wg sync.WaitGroup
@@ -774,8 +774,8 @@ func startAgent(t *testing.T, keyFiles ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	})
 	for i := 0; ; i++ {
 		if conn, err := net.Dial("unix", sock); err == nil { // bound and listening
@@ -858,7 +858,7 @@ func TestBastion(t *testing.T) {
 	}
 	// Close closes both hops.
 	bastionDone := make(chan struct{})
-	go func() { c.bastion.Wait(); close(bastionDone) }()
+	go func() { _ = c.bastion.Wait(); close(bastionDone) }()
 	c.Close()
 	select {
 	case <-bastionDone:
@@ -923,7 +923,9 @@ func startDualKeySSHD(t *testing.T, f *devfleet.Fleet) (addr string, rsaKey, edK
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -938,7 +940,9 @@ func startDualKeySSHD(t *testing.T, f *devfleet.Fleet) (addr string, rsaKey, edK
 		"StrictModes no", "UsePAM no", "PermitRootLogin prohibit-password", "AllowUsers " + f.User,
 		"LogLevel ERROR", "",
 	}, "\n")
-	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sshd := "/usr/sbin/sshd"
 	if p, err := exec.LookPath("sshd"); err == nil {
 		sshd = p
@@ -950,8 +954,8 @@ func startDualKeySSHD(t *testing.T, f *devfleet.Fleet) (addr string, rsaKey, edK
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
 	})
 	for i := 0; ; i++ {
 		if conn, err := net.Dial("tcp", addr); err == nil {
@@ -1034,7 +1038,11 @@ func TestDefaultKnownHostsFile(t *testing.T) { // not parallel: sets HOME
 	if !errors.As(err, &ce) || !IsFatal(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "ssh-keyscan") {
 		t.Fatalf("missing ~/.ssh/known_hosts: %v", err)
 	}
-	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
-	os.WriteFile(want, []byte(h.HostKeyLine()+"\n"), 0o600)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, []byte(h.HostKeyLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dialT(t, cfg, h.SSHAddr())
 }

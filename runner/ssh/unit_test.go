@@ -106,18 +106,18 @@ func TestCaptureKeepsHeadAndTail(t *testing.T) {
 	}
 
 	c = newCapture(10)
-	c.Write([]byte("0123456789")) // exactly the bound
+	_, _ = c.Write([]byte("0123456789")) // exactly the bound
 	if got, truncated := c.String(); got != "0123456789" || truncated {
 		t.Fatalf("at the bound: got %q (truncated %v)", got, truncated)
 	}
-	c.Write([]byte("A"))
+	_, _ = c.Write([]byte("A"))
 	if got, truncated := c.String(); got != "01234[... 1 bytes truncated ...]6789A" || !truncated {
 		t.Fatalf("one over: got %q", got)
 	}
 
 	c = newCapture(9) // odd bound: 4 head, 5 tail
-	c.Write(bytes.Repeat([]byte("x"), 1000))
-	c.Write([]byte("tail!"))
+	_, _ = c.Write(bytes.Repeat([]byte("x"), 1000))
+	_, _ = c.Write([]byte("tail!"))
 	if got, _ := c.String(); got != "xxxx[... 996 bytes truncated ...]tail!" {
 		t.Fatalf("odd bound: got %q", got)
 	}
@@ -127,7 +127,7 @@ func TestMarkerFilter(t *testing.T) {
 	var out bytes.Buffer
 	f := newMarkerFilter("MK=", &out)
 	for _, chunk := range []string{"noise from .bashrc\nMK", "=4242", "\nreal ", "stderr\n"} {
-		f.Write([]byte(chunk))
+		_, _ = f.Write([]byte(chunk))
 	}
 	f.flush()
 	if f.PGID() != 4242 {
@@ -144,7 +144,7 @@ func TestMarkerFilter(t *testing.T) {
 
 	out.Reset()
 	f = newMarkerFilter("MK=", &out)
-	f.Write([]byte("no marker, no newline"))
+	_, _ = f.Write([]byte("no marker, no newline"))
 	f.flush()
 	if out.String() != "no marker, no newline" || f.PGID() != 0 {
 		t.Fatalf("got %q pgid %d", out.String(), f.PGID())
@@ -249,7 +249,9 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	badKH := filepath.Join(dir, "bad_known_hosts")
-	os.WriteFile(badKH, []byte("host ssh-ed25519 not-base64!!\n"), 0o600)
+	if err := os.WriteFile(badKH, []byte("host ssh-ed25519 not-base64!!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sock := filepath.Join(dir, "no-agent.sock")
 
 	tests := []struct {
@@ -371,7 +373,9 @@ func TestHostKeyAlgorithmsFromKnownHosts(t *testing.T) {
 		"@cert-authority *.ca.example " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(edSSH))),
 	}
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	if err := os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{User: "u", KnownHostsFile: kh}
 
 	rsaAlgos := []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}

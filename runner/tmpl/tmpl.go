@@ -65,7 +65,7 @@ func Validate(text string, shell bool) error {
 		return fmt.Errorf("template: %s", cleanErr(err, "t"))
 	}
 	if shell {
-		return checkShellContext(t.Tree.Root)
+		return checkShellContext(t.Root)
 	}
 	return nil
 }

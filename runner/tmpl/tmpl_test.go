@@ -30,7 +30,7 @@ func TestValidate(t *testing.T) {
 		{text: `echo it\'s {{.Version}}`, shell: true},
 		{text: `{{if .PreviousVersion}}install {{.PreviousVersion}}{{else}}uninstall{{end}}`, shell: true},
 		{text: `"{{.Version}}"`, shell: false},
-		{text: "{{.Verison}}", err: "can't evaluate field Verison"},
+		{text: "{{.Vresion}}", err: "can't evaluate field Vresion"},
 		{text: "{{.Version", err: "template syntax"},
 		{text: "port {{.Host.Vars.agent_port}}", shell: true},
 	} {
