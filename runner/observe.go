@@ -76,6 +76,14 @@ func (x *execution) watch(ctx context.Context, stage string, t checkTarget, gi i
 		}
 		rep.Checks++
 		rep.OK, rep.Message, rep.Evidence, rep.Time = res.OK, res.Message, res.Evidence, x.now()
+		if res.Pending {
+			// Undecided: no success and no failure; keep checking (the checker bounds how long).
+			x.report(rep)
+			if !sleepCtx(ctx, g.Interval) {
+				return nil
+			}
+			continue
+		}
 		if res.OK {
 			oks++
 			fails = 0

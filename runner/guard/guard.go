@@ -59,7 +59,10 @@ func (t SSHTarget) DialContext(ctx context.Context, network, addr string) (net.C
 // Result is one check's outcome. Evidence is what an operator needs to see why it failed: the
 // response body, the log lines, the command output (bounded).
 type Result struct {
-	OK       bool
+	OK bool
+	// Pending means the check cannot decide yet (something must appear within a deadline that
+	// has not passed): neither a success nor a failure. The runner keeps checking.
+	Pending  bool
 	Message  string
 	Evidence string
 }
