@@ -490,3 +490,58 @@ func TestFailedUpgradeRevertsToTheVersionJustBefore(t *testing.T) {
 	}
 	f.expectVersions(f.all("1.0.0"))
 }
+
+func TestVerifyFindsALaterRegressionWithoutChangingAnything(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 3, devfleet.Options{})
+	spec := f.spec("1.1.0")
+	spec.Guards = append(spec.Guards, brokenOn())
+	res, err := f.runner().Execute(ctxT(t, time.Minute), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed := res.FinishedAt
+	if res, err := f.runner().Verify(ctxT(t, time.Minute), spec, deployed); err != nil || res.Status != runner.StatusSucceeded {
+		t.Fatalf("healthy fleet: %v", err)
+	}
+	// Hours later host-3 goes bad.
+	if err := os.WriteFile(filepath.Join(f.Host("host-3").Dir, "broken-1.1.0"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.runner().Verify(ctxT(t, time.Minute), spec, deployed)
+	re := mustRolloutError(t, err)
+	if res.Status != runner.StatusFailed || res.Failure.Host != "host-3" || res.Failure.Guard != "not-broken" || !strings.Contains(re.Error(), "1.1.0 is broken here") {
+		t.Fatalf("%s: %v", res.Status, err)
+	}
+	f.expectVersions(f.all("1.1.0"))
+	for _, h := range f.Hosts {
+		if _, err := os.Stat(filepath.Join(h.Dir, ".canary", "lock")); !os.IsNotExist(err) {
+			t.Errorf("%s: Verify left a lock", h.Name)
+		}
+	}
+}
+
+func TestWarnGuardLetsTheRolloutFinishAndTheWarningIsKept(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 3, devfleet.Options{})
+	if err := os.WriteFile(filepath.Join(f.Host("host-2").Dir, "broken-1.1.0"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := f.spec("1.1.0")
+	degraded := brokenOn()
+	degraded.Name, degraded.Severity = "degraded", guard.Warn
+	spec.Guards = append(spec.Guards, degraded)
+	res, err := f.runner().Execute(ctxT(t, time.Minute), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expectVersions(f.all("1.1.0"))
+	if len(res.Warnings) == 0 {
+		t.Fatal("the warn guard's failure was dropped")
+	}
+	for _, w := range res.Warnings {
+		if w.Guard != "degraded" || w.Host != "host-2" || w.Severity != guard.Warn || !strings.Contains(w.Evidence, "1.1.0 is broken here") {
+			t.Errorf("warning %+v", w)
+		}
+	}
+}

@@ -52,7 +52,8 @@ func (x *execution) watch(ctx context.Context, stage string, t checkTarget, gi i
 	d := x.data(h, stage, t.version)
 	rep := GuardReport{Guard: g.Name, Severity: g.Severity, Host: h.Name, Stage: stage}
 	fails, oks := 0, 0
-	// A warn guard that failed at any point is reported, whatever happens next.
+	// A warn guard that failed, or a check that passed with a warning, is reported whatever
+	// happens next.
 	var lastFail *GuardReport
 	defer func() {
 		if lastFail != nil {
@@ -83,6 +84,11 @@ func (x *execution) watch(ctx context.Context, stage string, t checkTarget, gi i
 				return nil
 			}
 			continue
+		}
+		if res.Warning {
+			x.emit(Event{Stage: stage, Host: h.Name, Action: "guard", Result: "warning", Message: fmt.Sprintf("guard %q: %s", g.Name, res.Message), Evidence: res.Evidence})
+			r := rep
+			lastFail = &r
 		}
 		if res.OK {
 			oks++

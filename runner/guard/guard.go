@@ -62,7 +62,10 @@ type Result struct {
 	OK bool
 	// Pending means the check cannot decide yet (something must appear within a deadline that
 	// has not passed): neither a success nor a failure. The runner keeps checking.
-	Pending  bool
+	Pending bool
+	// Warning marks a passing result the operator must still see (for example "Sentry could not
+	// be reached" with on_unavailable = "warn"); the runner records it like a warn guard's failure.
+	Warning  bool
 	Message  string
 	Evidence string
 }
@@ -81,6 +84,12 @@ type Checker interface {
 // deployed (a log offset, a timestamp); the runner passes it back to every Check on that host.
 type Marker interface {
 	Mark(ctx context.Context, t Target, d tmpl.Data) (any, error)
+}
+
+// Sincer is implemented by checkers whose baseline is a point in time (the deploy): follow-up
+// checks, which run long after the deploy without a Mark, get their baseline from it.
+type Sincer interface {
+	MarkSince(t time.Time) any
 }
 
 // Guard is a named check with its schedule and promotion criteria.
