@@ -170,15 +170,8 @@ func (f Failure) Error() string { return f.Message }
 func (x *execution) deployHost(ctx context.Context, stage string, h *hostRun) error {
 	d := x.data(h, stage, x.spec.Version)
 	x.emit(Event{Stage: stage, Host: h.Name, Action: "deploy", Result: "started", Message: fmt.Sprintf("%s -> %s", versionOrNone(h.current), x.spec.Version)})
-	t := guard.SSHTarget{Client: h.client}
-	for i, g := range x.spec.Guards {
-		if m, ok := g.Check.(guard.Marker); ok {
-			v, err := m.Mark(ctx, t, d)
-			if err != nil {
-				return Failure{Guard: g.Name, Message: fmt.Sprintf("guard %q could not take its baseline: %v", g.Name, err)}
-			}
-			h.marks[i] = v
-		}
+	if err := x.mark(ctx, h, d); err != nil {
+		return err
 	}
 	// From here on the host may have changed: a rollback must include it.
 	h.changed = true
@@ -242,6 +235,22 @@ func (x *execution) applyOn(ctx context.Context, h *hostRun, stage, action, cmd,
 	}
 	if vcmd != "" {
 		x.emit(Event{Stage: stage, Host: h.Name, Action: "verify", Result: "ok", Message: "runs " + versionOrNone(v.version)})
+	}
+	return nil
+}
+
+// mark takes each guard's baseline on h (a log offset, the deploy time) just before its version
+// changes, so the guards judge only what the new version does.
+func (x *execution) mark(ctx context.Context, h *hostRun, d tmpl.Data) error {
+	t := guard.SSHTarget{Client: h.client}
+	for i, g := range x.spec.Guards {
+		if m, ok := g.Check.(guard.Marker); ok {
+			v, err := m.Mark(ctx, t, d)
+			if err != nil {
+				return Failure{Guard: g.Name, Message: fmt.Sprintf("guard %q could not take its baseline: %v", g.Name, err)}
+			}
+			h.marks[i] = v
+		}
 	}
 	return nil
 }
@@ -353,6 +362,11 @@ func (x *execution) revertHost(ctx context.Context, h *hostRun) error {
 		}
 	}
 	h.uploads = nil
+	// The guards that confirm the revert judge the reverted version from here on, not the lines
+	// the failed version logged.
+	if err := x.mark(ctx, h, x.data(h, h.stage, to)); err != nil {
+		return err
+	}
 	cmd := ""
 	if x.spec.Revert.Command != "" {
 		var err error

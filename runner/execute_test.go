@@ -545,3 +545,39 @@ func TestWarnGuardLetsTheRolloutFinishAndTheWarningIsKept(t *testing.T) {
 		}
 	}
 }
+
+// TestThresholdsTellSlowStartFromBroken: a version that answers 503 for its first seconds while
+// it starts passes with a failure_threshold that covers the start; one that stays at 503 fails.
+func TestThresholdsTellSlowStartFromBroken(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 2, devfleet.Options{SlowStartDelay: 2 * time.Second,
+		Behaviors: map[string]devfleet.Behavior{"1.1.0": devfleet.SlowStart, "1.2.0": devfleet.Unhealthy}})
+	spec := f.spec("1.1.0")
+	spec.Stages = []runner.Stage{{Name: "canary", Hosts: "1", Observe: 500 * time.Millisecond}, {Name: "fleet", Hosts: "100%"}}
+	spec.Guards[0].Interval = 500 * time.Millisecond
+	spec.Guards[0].FailureThreshold = 8 // 4s of failures in a row before the stage fails
+	res, err := f.runner().Execute(ctxT(t, time.Minute), spec)
+	if err != nil {
+		t.Fatalf("a slow start within the threshold failed the rollout: %v", err)
+	}
+	var failures int
+	for _, g := range res.Guards {
+		failures += g.Failures
+	}
+	if failures == 0 {
+		t.Error("the slow start never answered 503: the test proves nothing")
+	}
+	f.expectVersions(f.all("1.1.0"))
+
+	spec.Version = "1.2.0"
+	start := time.Now()
+	res, err = f.runner().Execute(ctxT(t, time.Minute), spec)
+	re := mustRolloutError(t, err)
+	if res.Status != runner.StatusRolledBack || !strings.Contains(re.Error(), "failed 8 times in a row") || !strings.Contains(re.Error(), `"status":"unhealthy"`) {
+		t.Fatalf("%s: %v", res.Status, err)
+	}
+	if el := time.Since(start); el > 15*time.Second {
+		t.Errorf("took %s", el)
+	}
+	f.expectVersions(f.all("1.1.0"))
+}

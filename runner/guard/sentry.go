@@ -32,7 +32,7 @@ type SentrySource interface {
 // Sentry watches Sentry for regressions since the deploy: new issues of the release, and the
 // error rate after the deploy against an equal window before it.
 type Sentry struct {
-	Source SentrySource
+	Source SentrySource `json:"-"`
 	// MaxNewIssues fails the check when more issues than this were first seen since the deploy.
 	MaxNewIssues int
 	// MaxErrorRatio fails the check when errors after the deploy exceed this multiple of the
@@ -46,7 +46,7 @@ type Sentry struct {
 	// health) or "warn" (pass, with a warning that is recorded).
 	OnUnavailable string
 	// Now is the clock; default time.Now.
-	Now func() time.Time
+	Now func() time.Time `json:"-"`
 }
 
 type sentryMark struct{ since time.Time }
