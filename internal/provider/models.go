@@ -43,6 +43,25 @@ type guardModel struct {
 	HTTP             types.Object `tfsdk:"http"`
 	TCP              types.Object `tfsdk:"tcp"`
 	Command          types.Object `tfsdk:"command"`
+	Log              types.Object `tfsdk:"log"`
+	Sentry           types.Object `tfsdk:"sentry"`
+}
+
+type logCheckModel struct {
+	File           types.String `tfsdk:"file"`
+	JournalUnit    types.String `tfsdk:"journal_unit"`
+	FailPattern    types.String `tfsdk:"fail_pattern"`
+	MaxMatches     types.Int64  `tfsdk:"max_matches"`
+	RequirePattern types.String `tfsdk:"require_pattern"`
+	RequireWithin  types.String `tfsdk:"require_within"`
+}
+
+type sentryCheckModel struct {
+	MaxNewIssues  types.Int64   `tfsdk:"max_new_issues"`
+	MaxErrorRatio types.Float64 `tfsdk:"max_error_ratio"`
+	MinEvents     types.Int64   `tfsdk:"min_events"`
+	Query         types.String  `tfsdk:"query"`
+	OnUnavailable types.String  `tfsdk:"on_unavailable"`
 }
 
 type httpCheckModel struct {
@@ -64,25 +83,69 @@ type commandCheckModel struct {
 }
 
 type releaseModel struct {
-	ID             types.String   `tfsdk:"id"`
-	Name           types.String   `tfsdk:"name"`
-	Fleet          types.Object   `tfsdk:"fleet"`
-	Version        types.String   `tfsdk:"version"`
-	Deploy         types.Object   `tfsdk:"deploy"`
-	Revert         types.Object   `tfsdk:"revert"`
-	VersionCommand types.String   `tfsdk:"version_command"`
-	Guards         types.List     `tfsdk:"guards"`
-	Stages         types.List     `tfsdk:"stages"`
-	OnFailure      types.String   `tfsdk:"on_failure"`
-	OnDestroy      types.String   `tfsdk:"on_destroy"`
-	Parallelism    types.Int64    `tfsdk:"parallelism"`
-	RolloutPlan    types.List     `tfsdk:"rollout_plan"`
-	Hosts          types.List     `tfsdk:"hosts"`
-	Status         types.String   `tfsdk:"status"`
-	RunID          types.String   `tfsdk:"run_id"`
-	DeployedAt     types.String   `tfsdk:"deployed_at"`
-	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+	ID              types.String   `tfsdk:"id"`
+	Name            types.String   `tfsdk:"name"`
+	Fleet           types.Object   `tfsdk:"fleet"`
+	Version         types.String   `tfsdk:"version"`
+	Deploy          types.Object   `tfsdk:"deploy"`
+	Revert          types.Object   `tfsdk:"revert"`
+	VersionCommand  types.String   `tfsdk:"version_command"`
+	Guards          types.List     `tfsdk:"guards"`
+	Stages          types.List     `tfsdk:"stages"`
+	OnFailure       types.String   `tfsdk:"on_failure"`
+	OnDestroy       types.String   `tfsdk:"on_destroy"`
+	Parallelism     types.Int64    `tfsdk:"parallelism"`
+	RolloutPlan     types.List     `tfsdk:"rollout_plan"`
+	Hosts           types.List     `tfsdk:"hosts"`
+	Status          types.String   `tfsdk:"status"`
+	RunID           types.String   `tfsdk:"run_id"`
+	DeployedAt      types.String   `tfsdk:"deployed_at"`
+	Followups       types.List     `tfsdk:"followups"`
+	FollowupResults types.List     `tfsdk:"followup_results"`
+	Warnings        types.List     `tfsdk:"warnings"`
+	GuardResults    types.List     `tfsdk:"guard_results"`
+	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
+
+type followupModel struct {
+	After     types.String `tfsdk:"after"`
+	DueAt     types.String `tfsdk:"due_at"`
+	Status    types.String `tfsdk:"status"`
+	CheckedAt types.String `tfsdk:"checked_at"`
+	Message   types.String `tfsdk:"message"`
+}
+
+type warningModel struct {
+	Guard    types.String `tfsdk:"guard"`
+	Host     types.String `tfsdk:"host"`
+	Stage    types.String `tfsdk:"stage"`
+	Message  types.String `tfsdk:"message"`
+	Evidence types.String `tfsdk:"evidence"`
+}
+
+type guardResultModel struct {
+	Guard    types.String `tfsdk:"guard"`
+	Host     types.String `tfsdk:"host"`
+	Stage    types.String `tfsdk:"stage"`
+	OK       types.Bool   `tfsdk:"ok"`
+	Checks   types.Int64  `tfsdk:"checks"`
+	Failures types.Int64  `tfsdk:"failures"`
+	Message  types.String `tfsdk:"message"`
+	Evidence types.String `tfsdk:"evidence"`
+}
+
+var followupType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"after": types.StringType, "due_at": types.StringType, "status": types.StringType, "checked_at": types.StringType, "message": types.StringType,
+}}
+
+var warningType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"guard": types.StringType, "host": types.StringType, "stage": types.StringType, "message": types.StringType, "evidence": types.StringType,
+}}
+
+var guardResultType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"guard": types.StringType, "host": types.StringType, "stage": types.StringType, "ok": types.BoolType,
+	"checks": types.Int64Type, "failures": types.Int64Type, "message": types.StringType, "evidence": types.StringType,
+}}
 
 type actionModel struct {
 	Command types.String `tfsdk:"command"`
@@ -180,7 +243,7 @@ func bracketIPv6(a string) string {
 }
 
 // guardSpec turns a guard object (from canary_guard or written inline) into a runner guard.
-func guardSpec(ctx context.Context, g guardModel) (guard.Guard, diag.Diagnostics) {
+func guardSpec(ctx context.Context, g guardModel, src guard.SentrySource) (guard.Guard, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	out := guard.Guard{
 		Name:             g.Name.ValueString(),
@@ -219,8 +282,24 @@ func guardSpec(ctx context.Context, g guardModel) (guard.Guard, diag.Diagnostics
 		diags.Append(g.Command.As(ctx, &c, basetypes.ObjectAsOptions{})...)
 		out.Check = &guard.Command{Command: c.Command.ValueString(), ExpectExit: int(c.ExpectExit.ValueInt64()), ExpectOutput: c.ExpectOutput.ValueString()}
 	}
+	if !g.Log.IsNull() {
+		n++
+		var l logCheckModel
+		diags.Append(g.Log.As(ctx, &l, basetypes.ObjectAsOptions{})...)
+		lg := &guard.Log{File: l.File.ValueString(), JournalUnit: l.JournalUnit.ValueString(), FailPattern: l.FailPattern.ValueString(),
+			MaxMatches: int(l.MaxMatches.ValueInt64()), RequirePattern: l.RequirePattern.ValueString()}
+		lg.RequireWithin, _ = parseDuration(l.RequireWithin)
+		out.Check = lg
+	}
+	if !g.Sentry.IsNull() {
+		n++
+		var sm sentryCheckModel
+		diags.Append(g.Sentry.As(ctx, &sm, basetypes.ObjectAsOptions{})...)
+		out.Check = &guard.Sentry{Source: src, MaxNewIssues: int(sm.MaxNewIssues.ValueInt64()), MaxErrorRatio: sm.MaxErrorRatio.ValueFloat64(),
+			MinEvents: int(sm.MinEvents.ValueInt64()), Query: sm.Query.ValueString(), OnUnavailable: sm.OnUnavailable.ValueString(), Now: now}
+	}
 	if n > 1 {
-		diags.AddError("Invalid Guard", fmt.Sprintf("guard %q sets more than one of http, tcp and command; a guard checks one thing, so split it into several guards.", out.Name))
+		diags.AddError("Invalid Guard", fmt.Sprintf("guard %q sets more than one of http, tcp, command, log and sentry; a guard checks one thing, so split it into several guards.", out.Name))
 	}
 	return out, diags
 }

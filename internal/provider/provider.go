@@ -21,7 +21,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/canaryops/terraform-provider-canary/internal/sentry"
 	"github.com/canaryops/terraform-provider-canary/runner"
+	"github.com/canaryops/terraform-provider-canary/runner/guard"
 	sshx "github.com/canaryops/terraform-provider-canary/runner/ssh"
 )
 
@@ -40,8 +42,13 @@ type canaryProvider struct {
 type providerData struct {
 	ssh       sshx.Config
 	ledgerDir string
-	// newRunner builds the runner for one operation; tests may wrap it.
-	newRunner func(ctx context.Context) *runner.Runner
+	// sentry is the Sentry API client, nil without sentry settings; sentryDSN and sentryEnv are
+	// where rollout events go.
+	sentry    *sentry.Client
+	sentryDSN string
+	sentryEnv string
+	// newRunner builds the runner for one operation; events go to tflog and to also.
+	newRunner func(ctx context.Context, also func(runner.Event)) *runner.Runner
 }
 
 func (p *canaryProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -196,39 +203,61 @@ func (p *canaryProvider) Configure(ctx context.Context, req provider.ConfigureRe
 			}
 		}
 	}
+	if s := m.Sentry; s != nil && !resp.Diagnostics.HasError() {
+		data.sentryDSN, data.sentryEnv = s.DSN.ValueString(), s.Environment.ValueString()
+		if !s.AuthToken.IsNull() || !s.Org.IsNull() || !s.Project.IsNull() {
+			api := s.APIURL.ValueString()
+			if api == "" {
+				api = "https://sentry.io"
+			}
+			c, err := sentry.New(sentry.Config{APIURL: api, AuthToken: s.AuthToken.ValueString(), Org: s.Org.ValueString(), Project: s.Project.ValueString(), Environment: data.sentryEnv})
+			if err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("sentry"), "Invalid Sentry Settings", err.Error())
+			}
+			data.sentry = c
+		}
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	data.ssh = cfg
-	data.newRunner = func(ctx context.Context) *runner.Runner {
+	data.newRunner = func(ctx context.Context, also func(runner.Event)) *runner.Runner {
 		return &runner.Runner{
 			SSH: cfg,
 			OnEvent: func(ev runner.Event) {
-				fields := map[string]any{"run_id": ev.RunID, "release": ev.Release, "action": ev.Action, "result": ev.Result}
-				if ev.Stage != "" {
-					fields["stage"] = ev.Stage
-				}
-				if ev.Host != "" {
-					fields["host"] = ev.Host
-				}
-				if ev.Evidence != "" {
-					fields["evidence"] = ev.Evidence
-				}
-				switch ev.Result {
-				case "failed":
-					tflog.Error(ctx, ev.Message, fields)
-				case "warning":
-					tflog.Warn(ctx, ev.Message, fields)
-				case "started":
-					tflog.Debug(ctx, ev.Message, fields)
-				default:
-					tflog.Info(ctx, ev.Message, fields)
+				logEvent(ctx, ev)
+				if also != nil {
+					also(ev)
 				}
 			},
 		}
 	}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+}
+
+// logEvent sends a runner event to tflog with its fields.
+func logEvent(ctx context.Context, ev runner.Event) {
+	fields := map[string]any{"run_id": ev.RunID, "release": ev.Release, "action": ev.Action, "result": ev.Result}
+	if ev.Stage != "" {
+		fields["stage"] = ev.Stage
+	}
+	if ev.Host != "" {
+		fields["host"] = ev.Host
+	}
+	if ev.Evidence != "" {
+		fields["evidence"] = ev.Evidence
+	}
+	switch ev.Result {
+	case "failed":
+		tflog.Error(ctx, ev.Message, fields)
+	case "warning":
+		tflog.Warn(ctx, ev.Message, fields)
+	case "started":
+		tflog.Debug(ctx, ev.Message, fields)
+	default:
+		tflog.Info(ctx, ev.Message, fields)
+	}
 }
 
 func checkSigningKey(pemText string) error {
@@ -250,6 +279,15 @@ func (p *canaryProvider) Resources(_ context.Context) []func() resource.Resource
 
 func (p *canaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return nil
+}
+
+// sentrySource is what Sentry guards query: the configured client, or a stand-in that says
+// the settings are missing.
+func (d *providerData) sentrySource() guard.SentrySource {
+	if d == nil || d.sentry == nil {
+		return unconfiguredSentry{}
+	}
+	return sentry.GuardSource(d.sentry)
 }
 
 // parseDuration reads a known, non-empty duration attribute.

@@ -78,6 +78,29 @@ func guardAttributes(nested bool) map[string]schema.Attribute {
 				"address": schema.StringAttribute{Required: !nested, Optional: nested, MarkdownDescription: "`host:port` as seen from the host, for example `127.0.0.1:5432`."},
 			},
 		},
+		"log": schema.SingleNestedAttribute{
+			Optional:            true,
+			MarkdownDescription: "Watch the host's log since the deploy: a file (read from the offset recorded at deploy, surviving rotation and truncation) or a journald unit (since the deploy time), over the host's SSH connection. Failure messages carry the matching lines.",
+			Attributes: map[string]schema.Attribute{
+				"file":            schema.StringAttribute{Optional: true, MarkdownDescription: "Log file on the host: an absolute path or `~/...`. Exactly one of `file` and `journal_unit`."},
+				"journal_unit":    schema.StringAttribute{Optional: true, MarkdownDescription: "systemd unit whose journal is read with `journalctl -u`."},
+				"fail_pattern":    schema.StringAttribute{Optional: true, MarkdownDescription: "Regular expression (RE2) of lines that mean trouble, for example `(?i)panic|fatal`. Template values in it are matched literally."},
+				"max_matches":     schema.Int64Attribute{Optional: true, MarkdownDescription: "Lines matching `fail_pattern` tolerated since the deploy. Default 0."},
+				"require_pattern": schema.StringAttribute{Optional: true, MarkdownDescription: "Regular expression that must appear since the deploy, for example `started version {{.Version}}`."},
+				"require_within":  schema.StringAttribute{Optional: true, MarkdownDescription: "How long after the deploy `require_pattern` may take to appear. Default `30s`.", Validators: []validatorString{durationValidator{}}},
+			},
+		},
+		"sentry": schema.SingleNestedAttribute{
+			Optional:            true,
+			MarkdownDescription: "Watch the provider's Sentry project for regressions since the deploy: issues first seen in the release, and the error rate after the deploy against an equal window before it. Needs the provider's `sentry` settings.",
+			Attributes: map[string]schema.Attribute{
+				"max_new_issues":  schema.Int64Attribute{Optional: true, MarkdownDescription: "New issues in the release tolerated since the deploy. Default 0."},
+				"max_error_ratio": schema.Float64Attribute{Optional: true, MarkdownDescription: "Largest allowed ratio of errors after the deploy to errors in an equal window before it, for example `2.0`. Unset: the rate is not judged."},
+				"min_events":      schema.Int64Attribute{Optional: true, MarkdownDescription: "Errors after the deploy below which the ratio is not judged (too little evidence). Default 0."},
+				"query":           schema.StringAttribute{Optional: true, MarkdownDescription: "Extra Sentry search terms, for example `server_name:{{.Host.Name}}` to judge each host by its own events."},
+				"on_unavailable":  schema.StringAttribute{Optional: true, MarkdownDescription: "When Sentry cannot be reached: `fail` (default: no evidence is not health) or `warn` (pass with a recorded warning).", Validators: []validatorString{oneOfValidator{"fail", "warn"}}},
+			},
+		},
 		"command": schema.SingleNestedAttribute{
 			Optional:            true,
 			MarkdownDescription: "Run a command on the host. Values in templates are shell-quoted for you: do not put quotes around `{{...}}`.",
@@ -93,7 +116,7 @@ func guardAttributes(nested bool) map[string]schema.Attribute {
 func (r *guardResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Version:             0,
-		MarkdownDescription: "A guard: a check that runs on every updated host while a stage is observed. Exactly one of `http`, `tcp` or `command`. Creating a guard touches no host; releases list it in `guards`.",
+		MarkdownDescription: "A guard: a check that runs on every updated host while a stage is observed. Exactly one of `http`, `tcp`, `command`, `log` or `sentry`. Creating a guard touches no host; releases list it in `guards`.",
 		Attributes:          guardAttributes(false),
 	}
 }
@@ -136,15 +159,15 @@ func (r *guardResource) Delete(context.Context, resource.DeleteRequest, *resourc
 
 // validateGuard checks a guard whose values are known: exactly one check, valid templates.
 func validateGuard(ctx context.Context, m guardModel, base path.Path, diags *diagsT) {
-	if !known(m.HTTP) || !known(m.TCP) || !known(m.Command) || m.Name.IsUnknown() {
+	if !known(m.HTTP) || !known(m.TCP) || !known(m.Command) || !known(m.Log) || !known(m.Sentry) || m.Name.IsUnknown() {
 		return
 	}
-	if m.HTTP.IsNull() && m.TCP.IsNull() && m.Command.IsNull() {
+	if m.HTTP.IsNull() && m.TCP.IsNull() && m.Command.IsNull() && m.Log.IsNull() && m.Sentry.IsNull() {
 		diags.AddAttributeError(base, "Guard Checks Nothing",
-			"Guard "+m.Name.String()+" sets none of http, tcp and command. Set exactly one, for example http = { url = \"http://127.0.0.1:8080/healthz\" }.")
+			"Guard "+m.Name.String()+" sets none of http, tcp, command, log and sentry. Set exactly one, for example http = { url = \"http://127.0.0.1:8080/healthz\" }.")
 		return
 	}
-	g, d := guardSpec(ctx, m)
+	g, d := guardSpec(ctx, m, unconfiguredSentry{})
 	diags.Append(d...)
 	if d.HasError() {
 		return

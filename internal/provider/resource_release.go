@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -15,10 +17,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/canaryops/terraform-provider-canary/runner"
+	"github.com/canaryops/terraform-provider-canary/runner/guard"
 )
 
 var (
@@ -42,7 +46,11 @@ const (
 	statusHalted      = "halted"
 	statusInterrupted = "interrupted"
 	statusFailed      = "failed"
+	statusRegressed   = "regressed"
 )
+
+// settled reports whether a release status needs no further rollout.
+func settled(status string) bool { return status == statusSucceeded || status == statusRegressed }
 
 // Default time limits of a rollout and a rollback.
 const (
@@ -155,7 +163,48 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"status":           schema.StringAttribute{Computed: true, MarkdownDescription: "`deployed`, `unchanged` (already at the version), `pending` (not reached), `failed`, `reverted`, `revert_failed` or `unknown`."},
 				}},
 			},
-			"status":      schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, or after a failed apply `halted`, `interrupted` or `failed`; any other than `succeeded` makes the next plan propose finishing the rollout."},
+			"followups": schema.ListAttribute{
+				Optional: true, ElementType: types.StringType,
+				Validators:          []validator.List{listvalidator.ValueStringsAre(durationValidator{})},
+				MarkdownDescription: "Follow-up checks after a successful rollout, as delays since it, for example `[\"1h\", \"4h\", \"12h\"]`. The first refresh (plan, apply, refresh) after one falls due runs every guard once on every host, Sentry since the deploy; a fatal failure sets `status = \"regressed\"` and a warning says how to roll back. `canary-runner followup` runs the same from cron.",
+			},
+			"followup_results": schema.ListNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "The follow-up checks: when each falls due and what it found.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"after":      schema.StringAttribute{Computed: true, MarkdownDescription: "Delay after the rollout."},
+					"due_at":     schema.StringAttribute{Computed: true, MarkdownDescription: "When it falls due (RFC 3339)."},
+					"status":     schema.StringAttribute{Computed: true, MarkdownDescription: "`pending`, `passed`, `warning` or `failed`."},
+					"checked_at": schema.StringAttribute{Computed: true, MarkdownDescription: "When it ran (RFC 3339), empty while pending."},
+					"message":    schema.StringAttribute{Computed: true, MarkdownDescription: "What it found."},
+				}},
+			},
+			"warnings": schema.ListNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "Warnings of the last rollout: failing `warn` guards and checks that passed with a warning. They never block a rollout and are never dropped; the apply also shows them.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"guard":    schema.StringAttribute{Computed: true, MarkdownDescription: "Guard name."},
+					"host":     schema.StringAttribute{Computed: true, MarkdownDescription: "Host."},
+					"stage":    schema.StringAttribute{Computed: true, MarkdownDescription: "Stage being observed."},
+					"message":  schema.StringAttribute{Computed: true, MarkdownDescription: "What failed."},
+					"evidence": schema.StringAttribute{Computed: true, MarkdownDescription: "The evidence (response body, log lines, output)."},
+				}},
+			},
+			"guard_results": schema.ListNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "The last verdict of every guard on every host it checked in the last rollout.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"guard":    schema.StringAttribute{Computed: true, MarkdownDescription: "Guard name."},
+					"host":     schema.StringAttribute{Computed: true, MarkdownDescription: "Host."},
+					"stage":    schema.StringAttribute{Computed: true, MarkdownDescription: "Stage of the last check."},
+					"ok":       schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the last check passed."},
+					"checks":   schema.Int64Attribute{Computed: true, MarkdownDescription: "Checks run in that stage."},
+					"failures": schema.Int64Attribute{Computed: true, MarkdownDescription: "Checks that failed in that stage."},
+					"message":  schema.StringAttribute{Computed: true, MarkdownDescription: "The last check's result."},
+					"evidence": schema.StringAttribute{Computed: true, MarkdownDescription: "The last check's evidence."},
+				}},
+			},
+			"status":      schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`; `regressed` when a follow-up check failed; or after a failed apply `halted`, `interrupted` or `failed`, which make the next plan propose finishing the rollout."},
 			"run_id":      schema.StringAttribute{Computed: true, MarkdownDescription: "Identifier of the last rollout, in logs, host markers and the ledger."},
 			"deployed_at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the last rollout finished (RFC 3339)."},
 		},
@@ -210,7 +259,7 @@ func releaseField(field string) path.Path {
 }
 
 // spec builds the runner spec from a fully known model.
-func (m releaseModel) spec(ctx context.Context) (runner.Spec, diag.Diagnostics) {
+func (m releaseModel) spec(ctx context.Context, src guard.SentrySource) (runner.Spec, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	fleetName, hosts, d := fleetHosts(ctx, m.Fleet)
 	diags.Append(d...)
@@ -256,7 +305,7 @@ func (m releaseModel) spec(ctx context.Context) (runner.Spec, diag.Diagnostics) 
 		var gs []guardModel
 		diags.Append(m.Guards.ElementsAs(ctx, &gs, false)...)
 		for _, g := range gs {
-			spec, d := guardSpec(ctx, g)
+			spec, d := guardSpec(ctx, g, src)
 			diags.Append(d...)
 			s.Guards = append(s.Guards, spec)
 		}
@@ -290,16 +339,26 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.RolloutPlan = types.ListUnknown(plannedStageType)
 		plan.Hosts = types.ListUnknown(hostStateType)
 		plan.Status, plan.RunID, plan.DeployedAt = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
+		plan.FollowupResults, plan.Warnings, plan.GuardResults = types.ListUnknown(followupType), types.ListUnknown(warningType), types.ListUnknown(guardResultType)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	spec, d := plan.spec(ctx)
+	spec, d := plan.spec(ctx, r.data.sentrySource())
 	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if err := spec.Validate(); err != nil {
 		addConfigErrors(&resp.Diagnostics, err, releaseField)
+		return
+	}
+	for i, g := range spec.Guards {
+		if _, ok := g.Check.(*guard.Sentry); ok && (r.data == nil || r.data.sentry == nil) {
+			resp.Diagnostics.AddAttributeError(path.Root("guards").AtListIndex(i), "Sentry Not Configured",
+				fmt.Sprintf("Guard %q checks Sentry, but the provider has no sentry settings. Set sentry = { api_url, auth_token, org, project } in the provider block, or remove the guard.", g.Name))
+		}
+	}
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	rp, err := runner.PlanRollout(spec.Hosts, spec.Stages)
@@ -310,9 +369,12 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	plan.RolloutPlan, d = rolloutPlanValue(ctx, rp)
 	resp.Diagnostics.Append(d...)
 
-	if prior != nil && prior.Status.ValueString() == statusSucceeded && !rolloutChanges(plan, *prior) {
-		// Nothing to roll out (on_destroy, timeouts and the like may still change).
+	if prior != nil && settled(prior.Status.ValueString()) && !rolloutChanges(plan, *prior) {
+		// Nothing to roll out (on_destroy, followups, timeouts and the like may still change).
 		plan.Hosts, plan.Status, plan.RunID, plan.DeployedAt = prior.Hosts, prior.Status, prior.RunID, prior.DeployedAt
+		plan.Warnings, plan.GuardResults = prior.Warnings, prior.GuardResults
+		plan.FollowupResults, d = followupResults(ctx, plan.Followups, prior.DeployedAt, prior.FollowupResults)
+		resp.Diagnostics.Append(d...)
 	} else {
 		hosts := make([]hostStateModel, 0, len(spec.Hosts))
 		for _, h := range spec.Hosts {
@@ -324,7 +386,8 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.Hosts, d = types.ListValueFrom(ctx, hostStateType, hosts)
 		resp.Diagnostics.Append(d...)
 		plan.Status, plan.RunID, plan.DeployedAt = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
-		if prior != nil && prior.Status.ValueString() != statusSucceeded && !prior.Status.IsNull() {
+		plan.FollowupResults, plan.Warnings, plan.GuardResults = types.ListUnknown(followupType), types.ListUnknown(warningType), types.ListUnknown(guardResultType)
+		if prior != nil && !settled(prior.Status.ValueString()) && !prior.Status.IsNull() {
 			resp.Diagnostics.AddWarning("Unfinished Rollout Will Be Resumed",
 				fmt.Sprintf("The last rollout of %s ended %s. Applying resumes it: hosts already at %s are not redeployed.", plan.Name.ValueString(), prior.Status.ValueString(), spec.Version))
 		}
@@ -423,7 +486,7 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	timeout, d := plan.Timeouts.Create(ctx, defaultApplyTimeout)
 	resp.Diagnostics.Append(d...)
-	st, ok := r.rollout(ctx, plan, timeout, &resp.Diagnostics, true)
+	st, ok := r.rollout(ctx, plan, nil, timeout, &resp.Diagnostics)
 	if ok {
 		resp.Diagnostics.Append(resp.State.Set(ctx, st)...)
 	}
@@ -444,7 +507,9 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	resp.Diagnostics.Append(d...)
 	// On a rollout that left the fleet as it was, the prior state (already in resp.State) stands,
 	// so the next plan proposes the same change.
-	st, ok := r.rollout(ctx, plan, timeout, &resp.Diagnostics, false)
+	var prior releaseModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	st, ok := r.rollout(ctx, plan, &prior, timeout, &resp.Diagnostics)
 	if ok {
 		resp.Diagnostics.Append(resp.State.Set(ctx, st)...)
 	}
@@ -452,22 +517,35 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 
 // rollout runs the release and returns the state to save, or false when the state must not
 // change (the fleet is as it was before the apply).
-func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, timeout time.Duration, diags *diag.Diagnostics, create bool) (*releaseModel, bool) {
+func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior *releaseModel, timeout time.Duration, diags *diag.Diagnostics) (*releaseModel, bool) {
+	create := prior == nil
 	if r.data == nil {
 		diags.AddError("Provider Not Configured", "The canary provider was not configured; this is a bug in the provider.")
 		return nil, false
 	}
-	spec, d := plan.spec(ctx)
+	spec, d := plan.spec(ctx, r.data.sentrySource())
 	diags.Append(d...)
 	if diags.HasError() {
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := r.data.newRunner(ctx).Execute(ctx, spec)
+	rep := r.data.reporter(ctx, spec.Version, diags)
+	if r.data.sentry != nil {
+		if err := r.data.sentry.CreateRelease(ctx, spec.Version); err != nil {
+			diags.AddWarning("Sentry Release Not Recorded", fmt.Sprintf("The release %s could not be created in Sentry, so its deploy marker will be missing; the rollout goes on.\n\nOriginal Error: %s", spec.Version, err))
+		}
+	}
+	res, err := r.data.newRunner(ctx, rep.event).Execute(ctx, spec)
+	rep.flush()
 	if res == nil {
 		addConfigErrors(diags, err, releaseField)
 		return nil, false
+	}
+	if res.Status == runner.StatusSucceeded && r.data.sentry != nil {
+		if err := r.data.sentry.CreateDeploy(ctx, spec.Version, res.RunID, res.StartedAt, res.FinishedAt); err != nil {
+			diags.AddWarning("Sentry Deploy Marker Not Recorded", fmt.Sprintf("The rollout succeeded, but Sentry did not record its deploy: Sentry guards and follow-ups compare against the deploy time the provider keeps, so they still work.\n\nOriginal Error: %s", err))
+		}
 	}
 	st := plan
 	st.RunID = types.StringValue(res.RunID)
@@ -477,7 +555,21 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, timeou
 	for _, h := range spec.Hosts {
 		addr[h.Name] = h.Address
 	}
-	for _, h := range res.Hosts {
+	// A host this rollout did not reach was last changed by an earlier one: keep where that one
+	// took it from, so a destroy still puts it back.
+	earlier := map[string]hostStateModel{}
+	if prior != nil && !prior.Hosts.IsNull() && !prior.Hosts.IsUnknown() {
+		var ph []hostStateModel
+		diags.Append(prior.Hosts.ElementsAs(ctx, &ph, false)...)
+		for _, h := range ph {
+			earlier[h.Name.ValueString()] = h
+		}
+	}
+	for i, h := range res.Hosts {
+		if e, ok := earlier[h.Name]; ok && h.Status == runner.HostPending && e.Version.ValueString() == h.Version {
+			res.Hosts[i].PreviousVersion = e.PreviousVersion.ValueString()
+			h = res.Hosts[i]
+		}
 		hosts = append(hosts, hostStateModel{
 			Name: types.StringValue(h.Name), Address: types.StringValue(addr[h.Name]), Stage: types.StringValue(h.Stage),
 			Version: types.StringValue(h.Version), PreviousVersion: types.StringValue(h.PreviousVersion), Status: types.StringValue(string(h.Status)),
@@ -485,6 +577,14 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, timeou
 	}
 	st.Hosts, d = types.ListValueFrom(ctx, hostStateType, hosts)
 	diags.Append(d...)
+	if res.Status != runner.StatusAborted && res.Status != runner.StatusRolledBack {
+		r.saveRecord(spec, res, plan.Followups, diags)
+	}
+	st.Warnings, st.GuardResults, d = guardReports(ctx, res)
+	diags.Append(d...)
+	st.FollowupResults, d = followupResults(ctx, st.Followups, st.DeployedAt, types.ListNull(followupType))
+	diags.Append(d...)
+	warnDiagnostic(res, diags)
 	if err == nil {
 		st.Status = types.StringValue(statusSucceeded)
 		return &st, true
@@ -523,6 +623,102 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, timeou
 	return &st, true
 }
 
+// guardReports turns the runner's guard verdicts into state.
+func guardReports(ctx context.Context, res *runner.Result) (types.List, types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	ws := make([]warningModel, 0, len(res.Warnings))
+	for _, w := range res.Warnings {
+		ws = append(ws, warningModel{Guard: types.StringValue(w.Guard), Host: types.StringValue(w.Host), Stage: types.StringValue(w.Stage),
+			Message: types.StringValue(w.Message), Evidence: types.StringValue(w.Evidence)})
+	}
+	gs := make([]guardResultModel, 0, len(res.Guards))
+	for _, g := range res.Guards {
+		gs = append(gs, guardResultModel{Guard: types.StringValue(g.Guard), Host: types.StringValue(g.Host), Stage: types.StringValue(g.Stage),
+			OK: types.BoolValue(g.OK), Checks: types.Int64Value(int64(g.Checks)), Failures: types.Int64Value(int64(g.Failures)),
+			Message: types.StringValue(g.Message), Evidence: types.StringValue(g.Evidence)})
+	}
+	wl, d := types.ListValueFrom(ctx, warningType, ws)
+	diags.Append(d...)
+	gl, d := types.ListValueFrom(ctx, guardResultType, gs)
+	diags.Append(d...)
+	return wl, gl, diags
+}
+
+// warnDiagnostic shows the rollout's warnings at the end of the apply.
+func warnDiagnostic(res *runner.Result, diags *diag.Diagnostics) {
+	if len(res.Warnings) == 0 {
+		return
+	}
+	lines := make([]string, 0, len(res.Warnings))
+	for i, w := range res.Warnings {
+		if i == 20 {
+			lines = append(lines, fmt.Sprintf("... and %d more (see the release's warnings attribute)", len(res.Warnings)-20))
+			break
+		}
+		line := fmt.Sprintf("- guard %q on %s (stage %s): %s", w.Guard, w.Host, w.Stage, w.Message)
+		if w.Evidence != "" && w.Evidence != w.Message {
+			line += "\n  evidence: " + strings.ReplaceAll(guard.Bound(w.Evidence, 500), "\n", "\n  ")
+		}
+		lines = append(lines, line)
+	}
+	diags.AddWarning("Guard Warnings",
+		fmt.Sprintf("The rollout went on, but %d checks reported a degraded service (warn guards do not stop a rollout). They are kept in the release's warnings attribute:\n%s",
+			len(res.Warnings), strings.Join(lines, "\n")))
+}
+
+// followupResults lays out the follow-up checks for a rollout that finished at deployedAt,
+// keeping what earlier results say for the same delays.
+func followupResults(ctx context.Context, followups types.List, deployedAt types.String, prior types.List) (types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	var afters []string
+	if !followups.IsNull() && !followups.IsUnknown() {
+		diags.Append(followups.ElementsAs(ctx, &afters, false)...)
+	}
+	var old []followupModel
+	if !prior.IsNull() && !prior.IsUnknown() {
+		diags.Append(prior.ElementsAs(ctx, &old, false)...)
+	}
+	at, err := time.Parse(time.RFC3339, deployedAt.ValueString())
+	if err != nil {
+		return types.ListValueMust(followupType, nil), diags
+	}
+	out := make([]followupModel, 0, len(afters))
+	for _, a := range afters {
+		kept := false
+		for _, o := range old {
+			if o.After.ValueString() == a {
+				out, kept = append(out, o), true
+				break
+			}
+		}
+		if kept {
+			continue
+		}
+		d, _ := time.ParseDuration(a)
+		out = append(out, followupModel{After: types.StringValue(a), DueAt: types.StringValue(at.Add(d).UTC().Format(time.RFC3339)),
+			Status: types.StringValue("pending"), CheckedAt: types.StringValue(""), Message: types.StringValue("")})
+	}
+	l, d := types.ListValueFrom(ctx, followupType, out)
+	diags.Append(d...)
+	return l, diags
+}
+
+// saveRecord leaves the release as applied in ledger_dir for canary-runner. File contents are
+// left out: they may hold secrets.
+func (r *releaseResource) saveRecord(spec runner.Spec, res *runner.Result, followups types.List, diags *diag.Diagnostics) {
+	rec := runner.Record{Spec: spec, RunID: res.RunID, DeployedAt: res.FinishedAt, Hosts: res.Hosts}
+	rec.Spec.Deploy.Files = nil
+	for _, e := range followups.Elements() {
+		if s, ok := e.(types.String); ok {
+			rec.Followups = append(rec.Followups, s.ValueString())
+		}
+	}
+	if err := runner.SaveRecord(r.data.ledgerDir, rec); err != nil {
+		diags.AddWarning("Release Record Not Written",
+			fmt.Sprintf("The rollout finished, but its record could not be written to ledger_dir %q, so canary-runner cannot check it. Make the directory writable.\n\nOriginal Error: %s", r.data.ledgerDir, err))
+	}
+}
+
 func taintNote(create bool) string {
 	if create {
 		return " Because this was the release's first apply, Terraform marks it tainted: the next apply reverts the changed hosts, then rolls the release out again."
@@ -530,8 +726,63 @@ func taintNote(create bool) string {
 	return ""
 }
 
-func (r *releaseResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {
-	// The state is the record of the last rollout; reading it touches no host, so plan never does.
+// Read returns the state as the last rollout left it, touching no host, with one exception: a
+// follow-up check that has fallen due runs once (read-only guards on every host, Sentry since the
+// deploy) and its result is recorded.
+func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var st releaseModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &st)...)
+	if resp.Diagnostics.HasError() || !settled(st.Status.ValueString()) || st.FollowupResults.IsNull() || st.FollowupResults.IsUnknown() || r.data == nil {
+		return
+	}
+	var fus []followupModel
+	resp.Diagnostics.Append(st.FollowupResults.ElementsAs(ctx, &fus, false)...)
+	t := now()
+	var due []int
+	for i, f := range fus {
+		at, err := time.Parse(time.RFC3339, f.DueAt.ValueString())
+		if f.Status.ValueString() == "pending" && err == nil && !t.Before(at) {
+			due = append(due, i)
+		}
+	}
+	deployed, err := time.Parse(time.RFC3339, st.DeployedAt.ValueString())
+	if len(due) == 0 || err != nil {
+		return
+	}
+	spec, d := st.spec(ctx, r.data.sentrySource())
+	resp.Diagnostics.Append(d...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	res, verr := r.data.newRunner(ctx, nil).Verify(ctx, spec, deployed)
+	status, msg := "passed", "every guard passed on every host"
+	switch {
+	case res == nil:
+		status, msg = "failed", verr.Error()
+	case verr != nil:
+		status, msg = "failed", verr.Error()
+	case len(res.Warnings) > 0:
+		status, msg = "warning", fmt.Sprintf("%d warnings: guard %q on %s: %s", len(res.Warnings), res.Warnings[0].Guard, res.Warnings[0].Host, res.Warnings[0].Message)
+	}
+	for _, i := range due {
+		fus[i].Status, fus[i].CheckedAt, fus[i].Message = types.StringValue(status), types.StringValue(t.UTC().Format(time.RFC3339)), types.StringValue(msg)
+	}
+	st.FollowupResults, d = types.ListValueFrom(ctx, followupType, fus)
+	resp.Diagnostics.Append(d...)
+	afters := make([]string, len(due))
+	for i, j := range due {
+		afters[i] = fus[j].After.ValueString()
+	}
+	switch status {
+	case "failed":
+		st.Status = types.StringValue(statusRegressed)
+		resp.Diagnostics.AddWarning("Release Regressed",
+			fmt.Sprintf("The follow-up check of %s %s due %s after the rollout failed:\n\n%s\n\nTo roll back: run terraform destroy (every host goes back to the version it ran before), or apply the previous version, or run `canary-runner followup --rollback` from the ledger directory.",
+				st.Name.ValueString(), st.Version.ValueString(), strings.Join(afters, ", "), msg))
+	case "warning":
+		resp.Diagnostics.AddWarning("Follow-up Check Warnings", fmt.Sprintf("The follow-up check of %s %s due %s after the rollout passed with warnings: %s", st.Name.ValueString(), st.Version.ValueString(), strings.Join(afters, ", "), msg))
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &st)...)
 }
 
 func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -552,7 +803,7 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 		resp.Diagnostics.AddError("Provider Not Configured", "The canary provider was not configured; this is a bug in the provider.")
 		return
 	}
-	spec, d := st.spec(ctx)
+	spec, d := st.spec(ctx, r.data.sentrySource())
 	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -561,8 +812,12 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	resp.Diagnostics.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := r.data.newRunner(ctx).Revert(ctx, spec, targets); err != nil {
+	if _, err := r.data.newRunner(ctx, nil).Revert(ctx, spec, targets); err != nil {
 		resp.Diagnostics.AddError("Rollback Incomplete",
 			"Destroying the release could not revert every host it changed, so it stays in the state. Fix the cause (see below) and run destroy again, or set on_destroy = \"keep\" to forget it.\n\nOriginal Error: "+err.Error())
+		return
+	}
+	if err := os.Remove(runner.RecordPath(r.data.ledgerDir, spec.Release)); err != nil && !os.IsNotExist(err) {
+		resp.Diagnostics.AddWarning("Release Record Not Removed", err.Error())
 	}
 }

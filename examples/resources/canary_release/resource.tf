@@ -4,7 +4,8 @@ resource "canary_release" "agent" {
   deploy          = { command = "sudo /opt/agent/install {{.Version}}", timeout = "5m" }
   revert          = { command = "sudo /opt/agent/install {{.PreviousVersion}}" }
   version_command = "cat /opt/agent/VERSION"
-  guards          = [canary_guard.health, canary_guard.queue, canary_guard.db]
+  guards          = [canary_guard.health, canary_guard.queue, canary_guard.db, canary_guard.logs, canary_guard.errors]
+  followups       = ["1h", "4h", "12h"]
   stages = [
     { name = "canary", hosts = "1", observe = "5m" },
     { name = "wave", hosts = "25%", observe = "2m" },
