@@ -53,6 +53,7 @@ cat >"$work/dev.tfrc" <<RC
 provider_installation {
   dev_overrides {
     "registry.terraform.io/canaryops/canary" = "$bin"
+    "registry.opentofu.org/canaryops/canary" = "$bin"
   }
   direct {}
 }
