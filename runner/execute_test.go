@@ -581,3 +581,45 @@ func TestThresholdsTellSlowStartFromBroken(t *testing.T) {
 	}
 	f.expectVersions(f.all("1.1.0"))
 }
+
+func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 3, devfleet.Options{})
+	res, err := f.runner().DryRun(ctxT(t, time.Minute), f.spec("1.1.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != runner.StatusDryRun || len(res.HostsWith(runner.HostPending)) != 3 || res.Connections != 3 {
+		t.Fatalf("%s %+v", res.Status, res.Hosts)
+	}
+	f.expectUntouched()
+	// Guards ran (against what the hosts run now).
+	if len(res.Guards) != 3 {
+		t.Errorf("guard verdicts: %+v", res.Guards)
+	}
+	// Without a way back, the dry run says so.
+	spec := f.spec("1.1.0")
+	spec.Revert = runner.Action{}
+	res, err = f.runner().DryRun(ctxT(t, time.Minute), spec)
+	if re := mustRolloutError(t, err); res.Status != runner.StatusAborted || !strings.Contains(re.Error(), "nothing could put it back") {
+		t.Fatalf("%s: %v", res.Status, err)
+	}
+	// A held lock is found.
+	lock := filepath.Join(f.Host("host-2").Dir, ".canary", "lock")
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lock, []byte("run_id=run-busy release=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.runner().DryRun(ctxT(t, time.Minute), f.spec("1.1.0"))
+	if err == nil || !strings.Contains(err.Error(), "locked by run_id run-busy") {
+		t.Fatalf("want the held lock reported, got %v", err)
+	}
+	f.expectVersions(f.all("1.0.0"))
+	for _, h := range f.Hosts {
+		if m := marker(t, h); m != "" {
+			t.Errorf("%s got a marker from a dry run", h.Name)
+		}
+	}
+}
