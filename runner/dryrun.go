@@ -18,6 +18,7 @@ func (r *Runner) DryRun(ctx context.Context, spec Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	x.dryRun = true
 	started := x.now()
 	defer x.closeAll(ctx)
 	x.emit(Event{Action: "dry_run", Result: "started", Message: fmt.Sprintf("dry run of %s %s on %d hosts", spec.Release, spec.Version, len(x.hosts))})

@@ -593,6 +593,11 @@ func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
 		t.Fatalf("%s %+v", res.Status, res.Hosts)
 	}
 	f.expectUntouched()
+	for _, h := range f.Hosts {
+		if _, err := os.Stat(filepath.Join(h.Dir, ".canary")); !os.IsNotExist(err) {
+			t.Errorf("%s: the dry run created ~/.canary", h.Name)
+		}
+	}
 	// Guards ran (against what the hosts run now).
 	if len(res.Guards) != 3 {
 		t.Errorf("guard verdicts: %+v", res.Guards)

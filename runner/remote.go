@@ -110,10 +110,19 @@ type prepared struct {
 // prepare takes the host lock, reads the release's marker and runs the version command, in one
 // session. The lock is a file created with O_EXCL (noclobber) that holds the owner line; the
 // holder refreshes its mtime, and one not refreshed for staleAfter is taken over.
-func prepare(ctx context.Context, sh *sshx.Shell, host, owner, release, versionCmd string, staleAfter, timeout time.Duration) (*prepared, error) {
+//
+// With take false (a dry run) the lock is only looked at: a free or stale lock reports FREE and
+// nothing is created on the host.
+func prepare(ctx context.Context, sh *sshx.Shell, host, owner, release, versionCmd string, staleAfter, timeout time.Duration, take bool) (*prepared, error) {
 	mp := markerPath(release)
 	script := `d=` + stateDir + `; l="$d/lock"; me=` + sshx.Quote(owner) + `
-umask 077; [ -d "$d" ] || mkdir -p "$d" || exit 1
+umask 077
+if ` + map[bool]string{true: "false", false: "true"}[take] + `; then
+  cur=$(cat "$l" 2>/dev/null); now=$(date +%s); m=$(stat -c %Y "$l" 2>/dev/null || echo 0)
+  if [ -n "$cur" ] && [ $((now - m)) -le ` + strconv.Itoa(int(staleAfter.Seconds())) + ` ]; then echo "@@lock HELD $cur"; exit 75; fi
+  echo "@@lock FREE"
+else
+[ -d "$d" ] || mkdir -p "$d" || exit 1
 if (set -C; printf '%s\n' "$me" > "$l") 2>/dev/null; then echo "@@lock ACQUIRED"
 else
   cur=$(cat "$l" 2>/dev/null)
@@ -122,6 +131,7 @@ else
   elif [ $((now - m)) -gt ` + strconv.Itoa(int(staleAfter.Seconds())) + ` ] && printf '%s\n' "$me" > "$l.$$" && mv -f "$l.$$" "$l" && [ "$(cat "$l")" = "$me" ]; then echo "@@lock STALE $cur"
   else echo "@@lock HELD $cur"; exit 75
   fi
+fi
 fi
 echo "@@marker"; if [ -f ` + mp + ` ]; then while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < ` + mp + `; fi
 echo "@@version"`
@@ -137,7 +147,7 @@ echo "@@version"`
 	switch {
 	case status == 75 && strings.HasPrefix(lock, "HELD"):
 		return nil, &LockedError{Host: host, Holder: parseHolder(strings.TrimPrefix(lock, "HELD")), Stale: staleAfter}
-	case status != 0 || !strings.HasPrefix(lock, "ACQUIRED") && !strings.HasPrefix(lock, "STALE"):
+	case status != 0 || !strings.HasPrefix(lock, "ACQUIRED") && !strings.HasPrefix(lock, "STALE") && !strings.HasPrefix(lock, "FREE"):
 		return nil, fmt.Errorf("preparing the host (lock, marker, version): exit %d: %s", status, strings.TrimSpace(out))
 	}
 	p := &prepared{version: strings.TrimSpace(sec["version"])}

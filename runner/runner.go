@@ -53,6 +53,7 @@ type execution struct {
 
 	hosts  []*hostRun
 	byName map[string]*hostRun
+	dryRun bool // look at locks, take none, change nothing
 	conns  atomic.Int64
 
 	mu       sync.Mutex
@@ -238,11 +239,11 @@ func (x *execution) connect(ctx context.Context, h *hostRun) error {
 	if err != nil {
 		return err
 	}
-	p, err := prepare(ctx, h.shell, h.Name, x.owner, x.spec.Release, vcmd, x.r.staleAfter(), to)
+	p, err := prepare(ctx, h.shell, h.Name, x.owner, x.spec.Release, vcmd, x.r.staleAfter(), to, !x.dryRun)
 	if err != nil {
 		return err
 	}
-	h.locked = true
+	h.locked = !x.dryRun
 	if p.stale != nil {
 		x.emit(Event{Host: h.Name, Action: "lock", Result: "warning", Message: fmt.Sprintf("took over a stale lock held by run_id %s (%s)", p.stale.RunID, p.stale.Raw)})
 	}

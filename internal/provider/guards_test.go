@@ -262,3 +262,38 @@ resource "canary_guard" "not_broken" {
 		},
 	})
 }
+
+// TestAccRelease_dryRun: dry_run = true connects, checks and changes nothing; the state says which
+// hosts would be deployed; turning it off rolls out.
+func TestAccRelease_dryRun(t *testing.T) {
+	f := accFleet(t, 3, nil)
+	resource.Test(t, resource.TestCase{
+		CheckDestroy: func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.0.0"}) },
+		Steps: []resource.TestStep{
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   guardConfig(f, "1.1.0", "", "", "", "dry_run = true"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(release, tfjsonpath.New("status"), knownvalue.StringExact("dry_run")),
+					statecheck.ExpectKnownValue(release, tfjsonpath.New("hosts"), knownvalue.ListExact([]knownvalue.Check{
+						hostState("host-1", "1.0.0", "1.0.0", "pending"), hostState("host-2", "1.0.0", "1.0.0", "pending"), hostState("host-3", "1.0.0", "1.0.0", "pending"),
+					})),
+				},
+				Check: func(*terraform.State) error {
+					if err := untouched(f); err != nil {
+						return err
+					}
+					return fleetRuns(f, map[string]string{"*": "1.0.0"})
+				},
+			},
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   guardConfig(f, "1.1.0", "", "", "", "dry_run = false"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(release, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
+				},
+				Check: func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.1.0"}) },
+			},
+		},
+	})
+}

@@ -104,6 +104,8 @@ type releaseModel struct {
 	FollowupResults types.List     `tfsdk:"followup_results"`
 	Warnings        types.List     `tfsdk:"warnings"`
 	GuardResults    types.List     `tfsdk:"guard_results"`
+	Readiness       types.Object   `tfsdk:"readiness"`
+	DryRun          types.Bool     `tfsdk:"dry_run"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
 

@@ -47,6 +47,8 @@ type providerData struct {
 	sentry    *sentry.Client
 	sentryDSN string
 	sentryEnv string
+	// signingKey signs the release index; nil means the local development key.
+	signingKey ed25519.PrivateKey
 	// newRunner builds the runner for one operation; events go to tflog and to also.
 	newRunner func(ctx context.Context, also func(runner.Event)) *runner.Runner
 }
@@ -183,7 +185,9 @@ func (p *canaryProvider) Configure(ctx context.Context, req provider.ConfigureRe
 		cfg.UseAgent = true
 	}
 	if !m.SigningKey.IsNull() && !m.SigningKey.IsUnknown() {
-		if err := checkSigningKey(m.SigningKey.ValueString()); err != nil {
+		key, err := parseSigningKey(m.SigningKey.ValueString())
+		data.signingKey = key
+		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("signing_key"), "Invalid Signing Key",
 				"signing_key must be an ed25519 private key in PEM or OpenSSH format, for example generated with `ssh-keygen -t ed25519`.\n\nOriginal Error: "+err.Error())
 		}
@@ -260,16 +264,18 @@ func logEvent(ctx context.Context, ev runner.Event) {
 	}
 }
 
-func checkSigningKey(pemText string) error {
+func parseSigningKey(pemText string) (ed25519.PrivateKey, error) {
 	k, err := gossh.ParseRawPrivateKey([]byte(strings.TrimSpace(pemText) + "\n"))
 	if err != nil {
-		return fmt.Errorf("cannot parse the key: %s", strings.TrimPrefix(err.Error(), "ssh: "))
+		return nil, fmt.Errorf("cannot parse the key: %s", strings.TrimPrefix(err.Error(), "ssh: "))
 	}
-	switch k.(type) {
-	case ed25519.PrivateKey, *ed25519.PrivateKey:
-		return nil
+	switch k := k.(type) {
+	case ed25519.PrivateKey:
+		return k, nil
+	case *ed25519.PrivateKey:
+		return *k, nil
 	default:
-		return fmt.Errorf("the key is a %T, not ed25519", k)
+		return nil, fmt.Errorf("the key is a %T, not ed25519", k)
 	}
 }
 

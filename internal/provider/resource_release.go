@@ -47,10 +47,13 @@ const (
 	statusInterrupted = "interrupted"
 	statusFailed      = "failed"
 	statusRegressed   = "regressed"
+	statusDryRun      = "dry_run"
 )
 
 // settled reports whether a release status needs no further rollout.
-func settled(status string) bool { return status == statusSucceeded || status == statusRegressed }
+func settled(status string) bool {
+	return status == statusSucceeded || status == statusRegressed || status == statusDryRun
+}
 
 // Default time limits of a rollout and a rollback.
 const (
@@ -162,6 +165,11 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"previous_version": schema.StringAttribute{Computed: true, MarkdownDescription: "Version it ran before this release changed it; destroy puts it back."},
 					"status":           schema.StringAttribute{Computed: true, MarkdownDescription: "`deployed`, `unchanged` (already at the version), `pending` (not reached), `failed`, `reverted`, `revert_failed` or `unknown`."},
 				}},
+			},
+			"readiness": readinessAttribute(),
+			"dry_run": schema.BoolAttribute{
+				Optional:            true,
+				MarkdownDescription: "Apply as a dry run: connect to every host, check the locks, probe the versions, run the guards and check that a revert would be possible, changing nothing. The state then says `status = \"dry_run\"` and which hosts would be deployed; set it back to false (or remove it) to roll out.",
 			},
 			"followups": schema.ListAttribute{
 				Optional: true, ElementType: types.StringType,
@@ -361,6 +369,21 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if !plan.Readiness.IsNull() {
+		var rm readinessModel
+		resp.Diagnostics.Append(plan.Readiness.As(ctx, &rm, basetypes.ObjectAsOptions{})...)
+		blocking, warnings := unmet(checklist(rm, spec, r.data.readinessEnv()))
+		if len(blocking) > 0 {
+			resp.Diagnostics.AddAttributeError(path.Root("readiness"), "Release Not Ready",
+				fmt.Sprintf("%s %s is not ready for %s; every unmet item:\n%s\n\nMeet them, or change the readiness block if the gate is wrong. Nothing was changed.",
+					plan.Name.ValueString(), spec.Version, rm.Environment.ValueString(), strings.Join(append(blocking, warnings...), "\n")))
+			return
+		}
+		if len(warnings) > 0 {
+			resp.Diagnostics.AddAttributeWarning(path.Root("readiness"), "Readiness Warnings",
+				fmt.Sprintf("Not blocking outside production, but would be in production:\n%s", strings.Join(warnings, "\n")))
+		}
+	}
 	rp, err := runner.PlanRollout(spec.Hosts, spec.Stages)
 	if err != nil {
 		addConfigErrors(&resp.Diagnostics, err, releaseField)
@@ -377,10 +400,14 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(d...)
 	} else {
 		hosts := make([]hostStateModel, 0, len(spec.Hosts))
+		target := types.StringValue(spec.Version)
+		if plan.DryRun.ValueBool() {
+			target = types.StringUnknown() // a dry run leaves every host at what it runs
+		}
 		for _, h := range spec.Hosts {
 			hosts = append(hosts, hostStateModel{
 				Name: types.StringValue(h.Name), Address: types.StringValue(h.Address), Stage: types.StringValue(rp.StageOf(h.Name)),
-				Version: types.StringValue(spec.Version), PreviousVersion: types.StringUnknown(), Status: types.StringUnknown(),
+				Version: target, PreviousVersion: types.StringUnknown(), Status: types.StringUnknown(),
 			})
 		}
 		plan.Hosts, d = types.ListValueFrom(ctx, hostStateType, hosts)
@@ -401,6 +428,7 @@ func rolloutChanges(plan, prior releaseModel) bool {
 		{plan.Name, prior.Name}, {plan.Fleet, prior.Fleet}, {plan.Version, prior.Version}, {plan.Deploy, prior.Deploy},
 		{plan.Revert, prior.Revert}, {plan.VersionCommand, prior.VersionCommand}, {plan.Guards, prior.Guards},
 		{plan.Stages, prior.Stages}, {plan.OnFailure, prior.OnFailure}, {plan.Parallelism, prior.Parallelism},
+		{types.BoolValue(plan.DryRun.ValueBool()), types.BoolValue(prior.DryRun.ValueBool())},
 	} {
 		if !p[0].Equal(p[1]) {
 			return true
@@ -530,6 +558,9 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if plan.DryRun.ValueBool() {
+		return r.dryRun(ctx, plan, spec, diags)
+	}
 	rep := r.data.reporter(ctx, spec.Version, diags)
 	if r.data.sentry != nil {
 		if err := r.data.sentry.CreateRelease(ctx, spec.Version); err != nil {
@@ -620,6 +651,40 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 		diags.AddError("Rollback Incomplete",
 			"The rollout failed and not every changed host could be reverted. The state records each host's status; hosts marked revert_failed need an operator. Apply again to retry, or destroy to revert what the state lists."+taintNote(create)+"\n\nOriginal Error: "+err.Error())
 	}
+	return &st, true
+}
+
+// dryRun applies the release as a dry run: the state records what each host runs and would get.
+func (r *releaseResource) dryRun(ctx context.Context, plan releaseModel, spec runner.Spec, diags *diag.Diagnostics) (*releaseModel, bool) {
+	res, err := r.data.newRunner(ctx, nil).DryRun(ctx, spec)
+	if res == nil {
+		addConfigErrors(diags, err, releaseField)
+		return nil, false
+	}
+	if err != nil {
+		diags.AddError("Dry Run Found Problems", "The dry run changed nothing. Fix what it found, then apply again.\n\nOriginal Error: "+err.Error())
+		return nil, false
+	}
+	st := plan
+	st.Status, st.RunID = types.StringValue(statusDryRun), types.StringValue(res.RunID)
+	st.DeployedAt = types.StringValue("")
+	hosts := make([]hostStateModel, 0, len(res.Hosts))
+	would := 0
+	for i, h := range res.Hosts {
+		if h.Status == runner.HostPending {
+			would++
+		}
+		hosts = append(hosts, hostStateModel{Name: types.StringValue(h.Name), Address: types.StringValue(spec.Hosts[i].Address), Stage: types.StringValue(h.Stage),
+			Version: types.StringValue(h.Version), PreviousVersion: types.StringValue(h.PreviousVersion), Status: types.StringValue(string(h.Status))})
+	}
+	var d diag.Diagnostics
+	st.Hosts, d = types.ListValueFrom(ctx, hostStateType, hosts)
+	diags.Append(d...)
+	st.Warnings, st.GuardResults, d = guardReports(ctx, res)
+	diags.Append(d...)
+	st.FollowupResults = types.ListValueMust(followupType, nil)
+	diags.AddWarning("Dry Run: Nothing Was Changed",
+		fmt.Sprintf("%d of %d hosts would be deployed with %s (status pending in hosts); locks, versions, guards and the way back are in order. Set dry_run = false to roll out.", would, len(res.Hosts), spec.Version))
 	return &st, true
 }
 
