@@ -284,7 +284,7 @@ func (p *canaryProvider) Resources(_ context.Context) []func() resource.Resource
 }
 
 func (p *canaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{NewReadinessDataSource}
 }
 
 // sentrySource is what Sentry guards query: the configured client, or a stand-in that says

@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 )
 
 func testSigningKey(t *testing.T) string {
@@ -106,4 +109,33 @@ func TestAccRelease_readiness(t *testing.T) {
 		ExpectNonEmptyPlan:       true,
 	})
 	resource.Test(t, resource.TestCase{Steps: steps})
+}
+
+// TestAccReadinessDataSource: the data source shows a release's checklist and verdict, as the
+// plan-time gate evaluates it, without touching any host.
+func TestAccReadinessDataSource(t *testing.T) {
+	f := accFleet(t, 3, nil)
+	cfg := guardConfig(f, "1.1.0", "", "", "", "") + `
+data "canary_readiness" "agent" {
+  release = canary_release.agent
+}
+`
+	item := func(name string, ok bool, detail string) knownvalue.Check {
+		return knownvalue.ObjectPartial(map[string]knownvalue.Check{"name": knownvalue.StringExact(name), "ok": knownvalue.Bool(ok),
+			"detail": knownvalue.StringRegexp(regexp.MustCompile(detail))})
+	}
+	resource.Test(t, resource.TestCase{Steps: []resource.TestStep{{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Config:                   cfg,
+		ConfigStateChecks: []statecheck.StateCheck{
+			statecheck.ExpectKnownValue("data.canary_readiness.agent", tfjsonpath.New("ready"), knownvalue.Bool(false)),
+			statecheck.ExpectKnownValue("data.canary_readiness.agent", tfjsonpath.New("verdict"), knownvalue.StringExact("not ready: 6 unmet items")),
+			statecheck.ExpectKnownValue("data.canary_readiness.agent", tfjsonpath.New("items"), knownvalue.ListExact([]knownvalue.Check{
+				item("owner", false, "no owner"), item("on_call", false, "no on-call"), item("slo", false, "no SLO"),
+				item("rollback_plan", true, "revert.command"), item("fatal_guard", true, "fatal guard"), item("log_guard", false, "no log guard"),
+				item("canary_first", true, `exposes 1 of 3 hosts`), item("observe_window", false, `observed for 3s, less than`),
+				item("strict_host_keys", true, "checked"), item("signed_ledger", false, "no signing_key"),
+			})),
+		},
+	}}})
 }
