@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -293,6 +294,102 @@ func TestAccRelease_dryRun(t *testing.T) {
 					statecheck.ExpectKnownValue(release, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 				},
 				Check: func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.1.0"}) },
+			},
+		},
+	})
+}
+
+// gitRepo makes a git repository whose main.tf history introduces version 1.2.0 of the release in
+// its last commit; also names another release's change in that commit when other is set.
+func gitRepo(t *testing.T, other bool) string {
+	dir := t.TempDir()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "commit.gpgsign=false", "-c", "user.name=Ops", "-c", "user.email=ops@example.com"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	write := func(agent, sidecar string) {
+		tf := fmt.Sprintf("resource \"canary_release\" \"agent\" {\n  version = %q\n}\n\nresource \"canary_release\" \"sidecar\" {\n  version = %q\n}\n", agent, sidecar)
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q", "-b", "main")
+	write("1.1.0", "0.9.0")
+	git("add", "main.tf")
+	git("commit", "-q", "-m", "release agent 1.1.0")
+	if other {
+		write("1.2.0", "0.9.1")
+	} else {
+		write("1.2.0", "0.9.0")
+	}
+	git("commit", "-q", "-am", "release agent 1.2.0")
+	return dir
+}
+
+func gitShow(t *testing.T, dir string, args ...string) (string, error) {
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestAccRelease_gitRevert: after an automatic rollback a reviewed revert of the commit that
+// introduced the failing version is prepared on a branch; when that commit also changes another
+// release, nothing is created and the apply asks for manual triage.
+func TestAccRelease_gitRevert(t *testing.T) {
+	f := accFleet(t, 3, map[string]devfleet.Behavior{"1.2.0": devfleet.Unhealthy})
+	clean, mixed := gitRepo(t, false), gitRepo(t, true)
+	cfg := func(v, dir string) string {
+		return guardConfig(f, v, "", "", "", fmt.Sprintf(`git_revert = { address = "canary_release.agent", dir = %q }`, dir))
+	}
+	resource.Test(t, resource.TestCase{
+		Steps: []resource.TestStep{
+			{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, Config: cfg("1.1.0", clean)},
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   cfg("1.2.0", clean),
+				ExpectError:              regexp.MustCompile(`(?s)Rolled\s+Back.*Git:\s+an\s+audited\s+revert\s+of\s+commit\s+[0-9a-f]{12},\s+which\s+introduced\s+1\.2\.0,\s+is\s+on\s+branch\s+canary/revert-`),
+			},
+			{
+				PreConfig: func() {
+					branches, _ := gitShow(t, clean, "branch", "--list", "canary/revert-*", "--format=%(refname:short)")
+					branch := strings.TrimSpace(branches)
+					if branch == "" {
+						t.Fatal("no revert branch")
+					}
+					tf, err := gitShow(t, clean, "show", branch+":main.tf")
+					if err != nil || !strings.Contains(tf, `version = "1.1.0"`) {
+						t.Fatalf("the branch's main.tf:\n%s %v", tf, err)
+					}
+					msg, _ := gitShow(t, clean, "log", "-1", "--format=%B", branch)
+					for _, want := range []string{"1.2.0 failed its canary", "run-", "agent-health", "HTTP 503"} {
+						if !strings.Contains(msg, want) {
+							t.Errorf("revert message lacks %q:\n%s", want, msg)
+						}
+					}
+					if head, _ := gitShow(t, clean, "show", "HEAD:main.tf"); !strings.Contains(head, `"1.2.0"`) {
+						t.Error("the revert touched the checked-out branch")
+					}
+				},
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   cfg("1.2.0", mixed),
+				ExpectError:              regexp.MustCompile(`(?s)Rolled\s+Back.*Git:\s+manual\s+triage\s+needed.*canary_release\.sidecar`),
+			},
+			{
+				PreConfig: func() {
+					if b, _ := gitShow(t, mixed, "branch", "--list", "canary/revert-*"); strings.TrimSpace(b) != "" {
+						t.Errorf("a branch was created for an ambiguous culprit: %s", b)
+					}
+					if err := fleetRuns(f, map[string]string{"*": "1.1.0"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   cfg("1.1.0", clean),
+				PlanOnly:                 true,
 			},
 		},
 	})

@@ -106,7 +106,16 @@ type releaseModel struct {
 	GuardResults    types.List     `tfsdk:"guard_results"`
 	Readiness       types.Object   `tfsdk:"readiness"`
 	DryRun          types.Bool     `tfsdk:"dry_run"`
+	GitRevert       types.Object   `tfsdk:"git_revert"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
+}
+
+type gitRevertModel struct {
+	Address      types.String `tfsdk:"address"`
+	Dir          types.String `tfsdk:"dir"`
+	BranchPrefix types.String `tfsdk:"branch_prefix"`
+	Push         types.Bool   `tfsdk:"push"`
+	Remote       types.String `tfsdk:"remote"`
 }
 
 type followupModel struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
+	"github.com/canaryops/terraform-provider-canary/internal/gitaudit"
 	"github.com/canaryops/terraform-provider-canary/runner"
 	"github.com/canaryops/terraform-provider-canary/runner/guard"
 )
@@ -167,6 +168,18 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				}},
 			},
 			"readiness": readinessAttribute(),
+			"git_revert": schema.SingleNestedAttribute{
+				Optional: true,
+				MarkdownDescription: "After an automatic rollback, prepare an audited revert in the configuration's git repository: a branch holding a revert of the commit that introduced the failing version, with the evidence and `run_id` in its message, for review. When the culprit is ambiguous (several commits, or the commit also changes other releases) nothing is created and the apply says \"manual triage needed\" with the candidates. " +
+					"The operator's working tree and index are never touched.",
+				Attributes: map[string]schema.Attribute{
+					"address":       schema.StringAttribute{Required: true, MarkdownDescription: "This release's address in the configuration, for example `canary_release.agent`: the block whose version history is searched."},
+					"dir":           schema.StringAttribute{Optional: true, MarkdownDescription: "Terraform configuration directory inside the git work tree. Default: the current directory."},
+					"branch_prefix": schema.StringAttribute{Optional: true, MarkdownDescription: "Prefix of the branch. Default `canary/revert-`."},
+					"push":          schema.BoolAttribute{Optional: true, MarkdownDescription: "Push the branch. Default false."},
+					"remote":        schema.StringAttribute{Optional: true, MarkdownDescription: "Remote to push to. Default `origin`."},
+				},
+			},
 			"dry_run": schema.BoolAttribute{
 				Optional:            true,
 				MarkdownDescription: "Apply as a dry run: connect to every host, check the locks, probe the versions, run the guards and check that a revert would be possible, changing nothing. The state then says `status = \"dry_run\"` and which hosts would be deployed; set it back to false (or remove it) to roll out.",
@@ -636,7 +649,7 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 			next = "The release was not created; fix it and apply again."
 		}
 		diags.AddError("Rollout Failed And Was Rolled Back",
-			"Every host this rollout changed was reverted and the guards confirmed recovery. "+next+"\n\nOriginal Error: "+err.Error())
+			"Every host this rollout changed was reverted and the guards confirmed recovery. "+next+r.auditRevert(ctx, plan, spec, res, prior)+"\n\nOriginal Error: "+err.Error())
 		return nil, false
 	case runner.StatusHalted:
 		st.Status = types.StringValue(statusHalted)
@@ -766,6 +779,52 @@ func followupResults(ctx context.Context, followups types.List, deployedAt types
 	l, d := types.ListValueFrom(ctx, followupType, out)
 	diags.Append(d...)
 	return l, diags
+}
+
+// auditRevert prepares the reviewed git revert of the failing version when git_revert is set,
+// and says what it did.
+func (r *releaseResource) auditRevert(ctx context.Context, plan releaseModel, spec runner.Spec, res *runner.Result, prior *releaseModel) string {
+	if plan.GitRevert.IsNull() || plan.GitRevert.IsUnknown() {
+		return ""
+	}
+	var g gitRevertModel
+	if d := plan.GitRevert.As(ctx, &g, basetypes.ObjectAsOptions{}); d.HasError() {
+		return ""
+	}
+	dir := g.Dir.ValueString()
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	req := gitaudit.Request{Dir: dir, Resource: g.Address.ValueString(), FailedVersion: spec.Version, RunID: res.RunID,
+		BranchPrefix: g.BranchPrefix.ValueString(), Push: g.Push.ValueBool(), Remote: g.Remote.ValueString()}
+	if prior != nil {
+		req.Previous = prior.Version.ValueString()
+	}
+	if f := res.Failure; f != nil {
+		req.Stage, req.Host, req.Guard, req.Evidence = f.Stage, f.Host, f.Guard, strings.TrimSpace(f.Message+"\n"+f.Evidence)
+	}
+	out, err := gitaudit.Revert(ctx, req)
+	switch {
+	case out != nil && out.ManualTriage:
+		return "\n\nGit: " + out.Reason
+	case err != nil && out != nil && out.Branch != "":
+		return fmt.Sprintf("\n\nGit: an audited revert is on branch %s (commit %s, reverting %s), but: %v", out.Branch, shortSHA(out.Commit), shortSHA(out.Reverted), err)
+	case err != nil:
+		return "\n\nGit: no audited revert was prepared: " + err.Error()
+	}
+	pushed := "; it was not pushed (git_revert.push = false)"
+	if out.Pushed {
+		pushed = "; it was pushed"
+	}
+	return fmt.Sprintf("\n\nGit: an audited revert of commit %s, which introduced %s, is on branch %s (commit %s)%s. Review and merge it so the configuration matches the fleet.",
+		shortSHA(out.Reverted), spec.Version, out.Branch, shortSHA(out.Commit), pushed)
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
 
 // saveRecord leaves the release as applied in ledger_dir for canary-runner. File contents are

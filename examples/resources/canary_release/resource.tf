@@ -14,6 +14,16 @@ resource "canary_release" "agent" {
   on_failure  = "rollback" # or "halt"
   parallelism = 10
 
+  # Checked at plan time: any unmet item fails the plan, listing every one.
+  readiness = {
+    environment        = "production"
+    owner              = "team-agents"
+    on_call            = "agents-oncall"
+    slo                = "99.9% of /healthz answers 200 over 30 days"
+    max_canary_percent = 5
+    min_observe        = "5m"
+  }
+
   timeouts {
     create = "1h"
     update = "1h"
