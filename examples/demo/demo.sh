@@ -49,6 +49,8 @@ done
 
 mkdir "$work/tf"
 cp "$root/examples/demo/main.tf" "$fleet/fleet.auto.tfvars.json" "$work/tf/"
+ssh-keygen -q -t ed25519 -N '' -C canary-demo-signing -f "$work/signing_key"
+export TF_VAR_signing_key_file="$work/signing_key"
 cat >"$work/dev.tfrc" <<RC
 provider_installation {
   dev_overrides {
@@ -78,6 +80,10 @@ grep -E 'Creation complete|Apply complete' "$work/apply1.txt"
 "$bin/devfleet" status --dir "$fleet"
 expect_versions "host-1=1.1.0 host-2=1.1.0 host-3=1.1.0 host-4=1.1.0 host-5=1.1.0"
 
+say "The signed release index (canary-runner status)"
+"$bin/canary-runner" status --ledger-dir "$work/tf/.canary" --signing-key-file "$work/signing_key"
+"$bin/canary-runner" verify --ledger-dir "$work/tf/.canary" --signing-key-file "$work/signing_key"
+
 say "3. terraform apply 1.2.0: a bad build"
 if tfq apply -auto-approve -var agent_version=1.2.0 >"$work/apply2.txt"; then
   cat "$work/apply2.txt"; fail "the bad version was not caught"
@@ -93,6 +99,10 @@ sed -n '/Destroy Rolls Hosts Back/,/Set on_destroy/p' "$work/destroy.txt" | sed 
 grep -E 'Destroy complete' "$work/destroy.txt"
 "$bin/devfleet" status --dir "$fleet"
 expect_versions "host-1=1.0.0 host-2=1.0.0 host-3=1.0.0 host-4=1.0.0 host-5=1.0.0"
+
+say "The signed release index after the whole story"
+"$bin/canary-runner" status --ledger-dir "$work/tf/.canary" --signing-key-file "$work/signing_key" | sed -n '1,3p'
+"$bin/canary-runner" verify --ledger-dir "$work/tf/.canary" --signing-key-file "$work/signing_key"
 
 say "Done"
 echo "1.1.0 rolled out canary first; 1.2.0 stopped on host-1 and reverted; destroy put all 5 hosts back on 1.0.0."

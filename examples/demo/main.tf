@@ -31,6 +31,12 @@ variable "known_hosts_file" {
   type = string
 }
 
+variable "signing_key_file" {
+  description = "ed25519 key that signs the release index (empty: a local development key)."
+  type        = string
+  default     = ""
+}
+
 variable "agent_version" {
   description = "The version to roll out."
   type        = string
@@ -43,6 +49,8 @@ provider "canary" {
     private_key      = file(var.ssh_private_key_file)
     known_hosts_file = var.known_hosts_file
   }
+  ledger_dir  = ".canary"
+  signing_key = var.signing_key_file == "" ? null : file(var.signing_key_file)
 }
 
 resource "canary_fleet" "agents" {
@@ -75,6 +83,9 @@ resource "canary_release" "agent" {
     { name = "fleet", hosts = "100%", observe = "1s" },
   ]
   on_failure = "rollback"
+  actor      = "demo"
+  reason     = "make demo"
+  ticket     = "DEMO-1"
 }
 
 output "rollout_plan" {

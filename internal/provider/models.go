@@ -107,6 +107,11 @@ type releaseModel struct {
 	Readiness       types.Object   `tfsdk:"readiness"`
 	DryRun          types.Bool     `tfsdk:"dry_run"`
 	GitRevert       types.Object   `tfsdk:"git_revert"`
+	Actor           types.String   `tfsdk:"actor"`
+	Reason          types.String   `tfsdk:"reason"`
+	Ticket          types.String   `tfsdk:"ticket"`
+	LedgerSequence  types.Int64    `tfsdk:"ledger_sequence"`
+	ManifestSHA256  types.String   `tfsdk:"manifest_sha256"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/canaryops/terraform-provider-canary/internal/ledger"
 	"github.com/canaryops/terraform-provider-canary/internal/sentry"
 	"github.com/canaryops/terraform-provider-canary/runner"
 	"github.com/canaryops/terraform-provider-canary/runner/guard"
@@ -49,6 +51,9 @@ type providerData struct {
 	sentryEnv string
 	// signingKey signs the release index; nil means the local development key.
 	signingKey ed25519.PrivateKey
+	ledgerOpts ledger.Options
+	ledgerMu   sync.Mutex
+	ledger     *ledger.Ledger
 	// newRunner builds the runner for one operation; events go to tflog and to also.
 	newRunner func(ctx context.Context, also func(runner.Event)) *runner.Runner
 }
@@ -88,6 +93,10 @@ func (p *canaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 				Optional:            true,
 				MarkdownDescription: "Directory of the signed release index. Default `./.canary`.",
 			},
+			"trusted_keys": schema.ListAttribute{
+				Optional: true, ElementType: types.StringType,
+				MarkdownDescription: "Public keys (`ssh-ed25519 AAAA...`) whose signatures on the release index are accepted besides `signing_key`'s own, for example a previous key during rotation.",
+			},
 			"signing_key": schema.StringAttribute{
 				Optional:            true,
 				Sensitive:           true,
@@ -110,10 +119,11 @@ func (p *canaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 }
 
 type providerModel struct {
-	SSH        *sshModel    `tfsdk:"ssh"`
-	LedgerDir  types.String `tfsdk:"ledger_dir"`
-	SigningKey types.String `tfsdk:"signing_key"`
-	Sentry     *sentryModel `tfsdk:"sentry"`
+	SSH         *sshModel    `tfsdk:"ssh"`
+	LedgerDir   types.String `tfsdk:"ledger_dir"`
+	TrustedKeys types.List   `tfsdk:"trusted_keys"`
+	SigningKey  types.String `tfsdk:"signing_key"`
+	Sentry      *sentryModel `tfsdk:"sentry"`
 }
 
 type sshModel struct {
@@ -207,6 +217,16 @@ func (p *canaryProvider) Configure(ctx context.Context, req provider.ConfigureRe
 			}
 		}
 	}
+	data.ledgerOpts = ledger.Options{Dir: data.ledgerDir, SigningKey: []byte(m.SigningKey.ValueString()), Now: now}
+	if !m.TrustedKeys.IsNull() && !m.TrustedKeys.IsUnknown() {
+		resp.Diagnostics.Append(m.TrustedKeys.ElementsAs(ctx, &data.ledgerOpts.TrustedKeys, false)...)
+		for i, k := range data.ledgerOpts.TrustedKeys {
+			if _, err := ledger.ParsePublicKey(k); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("trusted_keys").AtListIndex(i), "Invalid Trusted Key",
+					"trusted_keys entries must be ed25519 public keys, for example the output of `ssh-keygen -y -f key`.\n\nOriginal Error: "+err.Error())
+			}
+		}
+	}
 	if s := m.Sentry; s != nil && !resp.Diagnostics.HasError() {
 		data.sentryDSN, data.sentryEnv = s.DSN.ValueString(), s.Environment.ValueString()
 		if !s.AuthToken.IsNull() || !s.Org.IsNull() || !s.Project.IsNull() {
@@ -284,7 +304,22 @@ func (p *canaryProvider) Resources(_ context.Context) []func() resource.Resource
 }
 
 func (p *canaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewReadinessDataSource}
+	return []func() datasource.DataSource{NewReadinessDataSource, NewReleaseIndexDataSource}
+}
+
+// openLedger opens the release index on first use, so a plan never creates files.
+func (d *providerData) openLedger() (*ledger.Ledger, error) {
+	d.ledgerMu.Lock()
+	defer d.ledgerMu.Unlock()
+	if d.ledger != nil {
+		return d.ledger, nil
+	}
+	l, err := ledger.Open(d.ledgerOpts)
+	if err != nil {
+		return nil, err
+	}
+	d.ledger = l
+	return l, nil
 }
 
 // sentrySource is what Sentry guards query: the configured client, or a stand-in that says

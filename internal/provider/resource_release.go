@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/canaryops/terraform-provider-canary/internal/gitaudit"
+	"github.com/canaryops/terraform-provider-canary/internal/ledger"
 	"github.com/canaryops/terraform-provider-canary/runner"
 	"github.com/canaryops/terraform-provider-canary/runner/guard"
 )
@@ -167,7 +168,12 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"status":           schema.StringAttribute{Computed: true, MarkdownDescription: "`deployed`, `unchanged` (already at the version), `pending` (not reached), `failed`, `reverted`, `revert_failed` or `unknown`."},
 				}},
 			},
-			"readiness": readinessAttribute(),
+			"actor":           schema.StringAttribute{Optional: true, MarkdownDescription: "Who makes the change, recorded in the signed release index. Default: the OS user running Terraform."},
+			"reason":          schema.StringAttribute{Optional: true, MarkdownDescription: "Why, recorded in the release index."},
+			"ticket":          schema.StringAttribute{Optional: true, MarkdownDescription: "Change ticket, recorded in the release index."},
+			"ledger_sequence": schema.Int64Attribute{Computed: true, MarkdownDescription: "Sequence number of the release index after the last change. The provider keeps the highest it has seen and refuses an older signed index put back in its place."},
+			"manifest_sha256": schema.StringAttribute{Computed: true, MarkdownDescription: "SHA-256 of this version's manifest (canonical JSON of version, deploy, revert and the uploaded files' hashes), as recorded in the release index."},
+			"readiness":       readinessAttribute(),
 			"git_revert": schema.SingleNestedAttribute{
 				Optional: true,
 				MarkdownDescription: "After an automatic rollback, prepare an audited revert in the configuration's git repository: a branch holding a revert of the commit that introduced the failing version, with the evidence and `run_id` in its message, for review. When the culprit is ambiguous (several commits, or the commit also changes other releases) nothing is created and the apply says \"manual triage needed\" with the candidates. " +
@@ -361,6 +367,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.Hosts = types.ListUnknown(hostStateType)
 		plan.Status, plan.RunID, plan.DeployedAt = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
 		plan.FollowupResults, plan.Warnings, plan.GuardResults = types.ListUnknown(followupType), types.ListUnknown(warningType), types.ListUnknown(guardResultType)
+		plan.LedgerSequence, plan.ManifestSHA256 = types.Int64Unknown(), types.StringUnknown()
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -409,6 +416,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		// Nothing to roll out (on_destroy, followups, timeouts and the like may still change).
 		plan.Hosts, plan.Status, plan.RunID, plan.DeployedAt = prior.Hosts, prior.Status, prior.RunID, prior.DeployedAt
 		plan.Warnings, plan.GuardResults = prior.Warnings, prior.GuardResults
+		plan.LedgerSequence, plan.ManifestSHA256 = prior.LedgerSequence, prior.ManifestSHA256
 		plan.FollowupResults, d = followupResults(ctx, plan.Followups, prior.DeployedAt, prior.FollowupResults)
 		resp.Diagnostics.Append(d...)
 	} else {
@@ -427,6 +435,10 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(d...)
 		plan.Status, plan.RunID, plan.DeployedAt = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
 		plan.FollowupResults, plan.Warnings, plan.GuardResults = types.ListUnknown(followupType), types.ListUnknown(warningType), types.ListUnknown(guardResultType)
+		plan.LedgerSequence = types.Int64Unknown()
+		if sum, err := ledger.ManifestSHA256(manifestOf(spec)); err == nil {
+			plan.ManifestSHA256 = types.StringValue(sum)
+		}
 		if prior != nil && !settled(prior.Status.ValueString()) && !prior.Status.IsNull() {
 			resp.Diagnostics.AddWarning("Unfinished Rollout Will Be Resumed",
 				fmt.Sprintf("The last rollout of %s ended %s. Applying resumes it: hosts already at %s are not redeployed.", plan.Name.ValueString(), prior.Status.ValueString(), spec.Version))
@@ -527,7 +539,8 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	timeout, d := plan.Timeouts.Create(ctx, defaultApplyTimeout)
 	resp.Diagnostics.Append(d...)
-	st, ok := r.rollout(ctx, plan, nil, timeout, &resp.Diagnostics)
+	st, ok, seq := r.rollout(ctx, plan, nil, 0, timeout, &resp.Diagnostics)
+	resp.Diagnostics.Append(setLedgerSeq(ctx, resp.Private, seq)...)
 	if ok {
 		resp.Diagnostics.Append(resp.State.Set(ctx, st)...)
 	}
@@ -550,7 +563,9 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	// so the next plan proposes the same change.
 	var prior releaseModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
-	st, ok := r.rollout(ctx, plan, &prior, timeout, &resp.Diagnostics)
+	minSeq := ledgerSeq(ctx, req.Private)
+	st, ok, seq := r.rollout(ctx, plan, &prior, minSeq, timeout, &resp.Diagnostics)
+	resp.Diagnostics.Append(setLedgerSeq(ctx, resp.Private, max(seq, minSeq))...)
 	if ok {
 		resp.Diagnostics.Append(resp.State.Set(ctx, st)...)
 	}
@@ -558,21 +573,33 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 
 // rollout runs the release and returns the state to save, or false when the state must not
 // change (the fleet is as it was before the apply).
-func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior *releaseModel, timeout time.Duration, diags *diag.Diagnostics) (*releaseModel, bool) {
+func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior *releaseModel, minSeq uint64, timeout time.Duration, diags *diag.Diagnostics) (*releaseModel, bool, uint64) {
 	create := prior == nil
+	var seq uint64
 	if r.data == nil {
 		diags.AddError("Provider Not Configured", "The canary provider was not configured; this is a bug in the provider.")
-		return nil, false
+		return nil, false, seq
 	}
 	spec, d := plan.spec(ctx, r.data.sentrySource())
 	diags.Append(d...)
 	if diags.HasError() {
-		return nil, false
+		return nil, false, seq
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := r.data.verifyLedger(spec, minSeq); err != nil {
+		ledgerError(diags, "Before the rollout", err)
+		return nil, false, seq
+	}
 	if plan.DryRun.ValueBool() {
-		return r.dryRun(ctx, plan, spec, diags)
+		return r.dryRun(ctx, plan, spec, minSeq, diags)
+	}
+	spec.RunID = runner.NewRunID(now())
+	who := plan.audit()
+	seq, lerr := r.data.record(spec, minSeq, who, ledger.Event{Action: ledger.ActionCanary, RunID: spec.RunID, Result: "started"}, true, nil)
+	if lerr != nil {
+		ledgerError(diags, "Recording the start of the rollout", lerr)
+		return nil, false, seq
 	}
 	rep := r.data.reporter(ctx, spec.Version, diags)
 	if r.data.sentry != nil {
@@ -584,14 +611,16 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 	rep.flush()
 	if res == nil {
 		addConfigErrors(diags, err, releaseField)
-		return nil, false
+		return nil, false, seq
 	}
+	seq = r.recordOutcome(spec, res, prior, seq, who, diags)
+	st := plan
+	st.LedgerSequence = types.Int64Value(int64(seq))
 	if res.Status == runner.StatusSucceeded && r.data.sentry != nil {
 		if err := r.data.sentry.CreateDeploy(ctx, spec.Version, res.RunID, res.StartedAt, res.FinishedAt); err != nil {
 			diags.AddWarning("Sentry Deploy Marker Not Recorded", fmt.Sprintf("The rollout succeeded, but Sentry did not record its deploy: Sentry guards and follow-ups compare against the deploy time the provider keeps, so they still work.\n\nOriginal Error: %s", err))
 		}
 	}
-	st := plan
 	st.RunID = types.StringValue(res.RunID)
 	st.DeployedAt = types.StringValue(res.FinishedAt.UTC().Format(time.RFC3339))
 	hosts := make([]hostStateModel, 0, len(res.Hosts))
@@ -631,18 +660,18 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 	warnDiagnostic(res, diags)
 	if err == nil {
 		st.Status = types.StringValue(statusSucceeded)
-		return &st, true
+		return &st, true, seq
 	}
 	var re *runner.RolloutError
 	if !errors.As(err, &re) {
 		diags.AddError("Rollout Failed", err.Error())
-		return nil, false
+		return nil, false, seq
 	}
 	switch res.Status {
 	case runner.StatusAborted:
 		diags.AddError("Rollout Stopped Before Any Change",
 			"No host was changed. Fix the cause below and apply again.\n\nOriginal Error: "+err.Error())
-		return nil, false
+		return nil, false, seq
 	case runner.StatusRolledBack:
 		next := "The state is unchanged, so the next plan proposes the same change; fix the release, then apply again."
 		if create {
@@ -650,7 +679,7 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 		}
 		diags.AddError("Rollout Failed And Was Rolled Back",
 			"Every host this rollout changed was reverted and the guards confirmed recovery. "+next+r.auditRevert(ctx, plan, spec, res, prior)+"\n\nOriginal Error: "+err.Error())
-		return nil, false
+		return nil, false, seq
 	case runner.StatusHalted:
 		st.Status = types.StringValue(statusHalted)
 		diags.AddError("Rollout Halted",
@@ -664,21 +693,30 @@ func (r *releaseResource) rollout(ctx context.Context, plan releaseModel, prior 
 		diags.AddError("Rollback Incomplete",
 			"The rollout failed and not every changed host could be reverted. The state records each host's status; hosts marked revert_failed need an operator. Apply again to retry, or destroy to revert what the state lists."+taintNote(create)+"\n\nOriginal Error: "+err.Error())
 	}
-	return &st, true
+	return &st, true, seq
 }
 
 // dryRun applies the release as a dry run: the state records what each host runs and would get.
-func (r *releaseResource) dryRun(ctx context.Context, plan releaseModel, spec runner.Spec, diags *diag.Diagnostics) (*releaseModel, bool) {
+func (r *releaseResource) dryRun(ctx context.Context, plan releaseModel, spec runner.Spec, minSeq uint64, diags *diag.Diagnostics) (*releaseModel, bool, uint64) {
 	res, err := r.data.newRunner(ctx, nil).DryRun(ctx, spec)
 	if res == nil {
 		addConfigErrors(diags, err, releaseField)
-		return nil, false
+		return nil, false, 0
+	}
+	result := "passed"
+	if err != nil {
+		result = "failed"
+	}
+	seq, lerr := r.data.record(spec, minSeq, plan.audit(), ledger.Event{Action: ledger.ActionDryRun, RunID: res.RunID, Result: result}, false, nil)
+	if lerr != nil {
+		ledgerError(diags, "Recording the dry run", lerr)
 	}
 	if err != nil {
 		diags.AddError("Dry Run Found Problems", "The dry run changed nothing. Fix what it found, then apply again.\n\nOriginal Error: "+err.Error())
-		return nil, false
+		return nil, false, seq
 	}
 	st := plan
+	st.LedgerSequence = types.Int64Value(int64(seq))
 	st.Status, st.RunID = types.StringValue(statusDryRun), types.StringValue(res.RunID)
 	st.DeployedAt = types.StringValue("")
 	hosts := make([]hostStateModel, 0, len(res.Hosts))
@@ -698,7 +736,45 @@ func (r *releaseResource) dryRun(ctx context.Context, plan releaseModel, spec ru
 	st.FollowupResults = types.ListValueMust(followupType, nil)
 	diags.AddWarning("Dry Run: Nothing Was Changed",
 		fmt.Sprintf("%d of %d hosts would be deployed with %s (status pending in hosts); locks, versions, guards and the way back are in order. Set dry_run = false to roll out.", would, len(res.Hosts), spec.Version))
-	return &st, true
+	return &st, true, seq
+}
+
+// recordOutcome records how the rollout ended in the release index.
+func (r *releaseResource) recordOutcome(spec runner.Spec, res *runner.Result, prior *releaseModel, seq uint64, who audit, diags *diag.Diagnostics) uint64 {
+	e := ledger.Event{RunID: res.RunID, Hosts: changedHosts(res)}
+	if f := res.Failure; f != nil {
+		e.Stage = f.Stage
+	}
+	previous := ""
+	if prior != nil {
+		previous = prior.Version.ValueString()
+	}
+	var apply func(*ledger.Index)
+	switch res.Status {
+	case runner.StatusSucceeded:
+		e.Action, e.Result = ledger.ActionPromote, ledger.ResultSucceeded
+		apply = func(i *ledger.Index) { i.ActiveVersion, i.Channel = spec.Version, ledger.ChannelStable }
+	case runner.StatusRolledBack:
+		e.Action, e.Result = ledger.ActionRollback, ledger.ResultRolledBack
+		apply = func(i *ledger.Index) { i.ActiveVersion, i.Channel = previous, ledger.ChannelRolledBack }
+	case runner.StatusHalted:
+		e.Action, e.Result = ledger.ActionHalt, ledger.ResultHalted
+		apply = func(i *ledger.Index) { i.Channel = ledger.ChannelCanary }
+	case runner.StatusInterrupted:
+		e.Action, e.Result = ledger.ActionInterrupt, ledger.ResultInterrupted
+		apply = func(i *ledger.Index) { i.Channel = ledger.ChannelCanary }
+	case runner.StatusAborted:
+		e.Action, e.Result = ledger.ActionCanary, "aborted"
+	default:
+		e.Action, e.Result = ledger.ActionRollback, ledger.ResultFailed
+		apply = func(i *ledger.Index) { i.Channel = ledger.ChannelCanary }
+	}
+	n, err := r.data.record(spec, seq, who, e, false, apply)
+	if err != nil {
+		diags.AddWarning("Release Index Not Updated", fmt.Sprintf("The rollout ended (%s) but its outcome could not be recorded in the release index.\n\nOriginal Error: %s", res.Status, err))
+		return seq
+	}
+	return n
 }
 
 // guardReports turns the runner's guard verdicts into state.
@@ -897,6 +973,20 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 	for i, j := range due {
 		afters[i] = fus[j].After.ValueString()
 	}
+	result := ledger.ResultPassed
+	if status == "failed" {
+		result = ledger.ResultRegressed
+	}
+	runID := ""
+	if res != nil {
+		runID = res.RunID
+	}
+	if seq, lerr := r.data.record(spec, ledgerSeq(ctx, req.Private), st.audit(), ledger.Event{Action: ledger.ActionFollowup, RunID: runID, Result: result, Reason: "follow-up " + strings.Join(afters, ", ")}, false, nil); lerr == nil {
+		st.LedgerSequence = types.Int64Value(int64(seq))
+		resp.Diagnostics.Append(setLedgerSeq(ctx, resp.Private, seq)...)
+	} else {
+		resp.Diagnostics.AddWarning("Release Index Not Updated", "The follow-up check could not be recorded in the release index.\n\nOriginal Error: "+lerr.Error())
+	}
 	switch status {
 	case "failed":
 		st.Status = types.StringValue(statusRegressed)
@@ -936,7 +1026,23 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	resp.Diagnostics.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := r.data.newRunner(ctx, nil).Revert(ctx, spec, targets); err != nil {
+	minSeq := ledgerSeq(ctx, req.Private)
+	if err := r.data.verifyLedger(spec, minSeq); err != nil {
+		ledgerError(&resp.Diagnostics, "Before the rollback", err)
+		return
+	}
+	res, err := r.data.newRunner(ctx, nil).Revert(ctx, spec, targets)
+	if res != nil {
+		result, to := ledger.ResultSucceeded, targets[0].To
+		if err != nil {
+			result = ledger.ResultFailed
+		}
+		if _, lerr := r.data.record(spec, minSeq, st.audit(), ledger.Event{Action: ledger.ActionDestroy, RunID: res.RunID, Result: result, Hosts: changedHosts(res)}, false,
+			func(i *ledger.Index) { i.ActiveVersion, i.Channel = to, ledger.ChannelRolledBack }); lerr != nil {
+			resp.Diagnostics.AddWarning("Release Index Not Updated", "The rollback could not be recorded in the release index.\n\nOriginal Error: "+lerr.Error())
+		}
+	}
+	if err != nil {
 		resp.Diagnostics.AddError("Rollback Incomplete",
 			"Destroying the release could not revert every host it changed, so it stays in the state. Fix the cause (see below) and run destroy again, or set on_destroy = \"keep\" to forget it.\n\nOriginal Error: "+err.Error())
 		return

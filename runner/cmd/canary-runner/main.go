@@ -23,6 +23,8 @@ import (
 const usage = `usage: canary-runner COMMAND [flags]
 
 commands:
+  status     the releases in the signed index: active version, channel, last event, hosts
+  verify     check every index's signature and structure; exit 1 on any problem
   followup   run every guard of a release once on every host, Sentry since the deploy;
              exit 0 when healthy, 1 on a regression (after --rollback: reverted), 2 on error
 
@@ -43,6 +45,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "followup":
 		return followup(ctx, args[1:], stdout, stderr)
+	case "status":
+		return status(args[1:], stdout, stderr)
+	case "verify":
+		return verify(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
