@@ -284,6 +284,11 @@ func TestAccRelease_dryRun(t *testing.T) {
 					if err := untouched(f); err != nil {
 						return err
 					}
+					// The dry run is on the record (signed with the development key: no signing_key here).
+					b, err := os.ReadFile(filepath.Join(f.Dir, "ledger", "index", "agents", "agents.json"))
+					if err != nil || !strings.Contains(string(b), `"action": "dry_run"`) || !strings.Contains(string(b), `"insecure": true`) {
+						return fmt.Errorf("no dry_run event in the release index (%v):\n%s", err, b)
+					}
 					return fleetRuns(f, map[string]string{"*": "1.0.0"})
 				},
 			},
