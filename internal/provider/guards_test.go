@@ -399,3 +399,40 @@ func TestAccRelease_gitRevert(t *testing.T) {
 		},
 	})
 }
+
+// TestAccRelease_tcpGuard: a version that crashes on start leaves its port closed; a tcp guard
+// alone catches it on the canary and the canary is reverted.
+func TestAccRelease_tcpGuard(t *testing.T) {
+	f := accFleet(t, 3, map[string]devfleet.Behavior{"1.2.0": devfleet.CrashOnStart})
+	port := `
+resource "canary_guard" "port" {
+  name              = "agent-port"
+  interval          = "300ms"
+  failure_threshold = 2
+  tcp               = { address = "127.0.0.1:{{.Host.Vars.agent_port}}" }
+}`
+	cfg := func(v string) string {
+		return strings.Replace(guardConfig(f, v, "", port, "canary_guard.port", ""), "guards          = [canary_guard.health, ", "guards          = [", 1)
+	}
+	resource.Test(t, resource.TestCase{
+		CheckDestroy: func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.0.0"}) },
+		Steps: []resource.TestStep{
+			{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, Config: cfg("1.1.0")},
+			{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   cfg("1.2.0"),
+				ExpectError:              regexp.MustCompile(`(?s)Rolled\s+Back.*host\s+"host-1".*guard\s+"agent-port".*connect\s+127\.0\.0\.1:\d+`),
+			},
+			{
+				PreConfig: func() {
+					if err := fleetRuns(f, map[string]string{"*": "1.1.0"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Config:                   cfg("1.1.0"),
+				PlanOnly:                 true,
+			},
+		},
+	})
+}

@@ -71,6 +71,24 @@ func (r *fleetResource) ValidateConfig(ctx context.Context, req resource.Validat
 }
 
 func (r *fleetResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	planIDFromName(ctx, req, resp)
+}
+
+// Create stores the definition as planned (ModifyPlan set its id); no host is touched.
+func (r *fleetResource) Create(_ context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	resp.State.Raw = req.Plan.Raw
+}
+
+func (r *fleetResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
+
+func (r *fleetResource) Update(_ context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	resp.State.Raw = req.Plan.Raw
+}
+
+func (r *fleetResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}
+
+// planIDFromName plans a definition resource's id as its name, so it is known at plan time.
+func planIDFromName(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return
 	}
@@ -78,24 +96,6 @@ func (r *fleetResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("name"), &name)...)
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), name)...)
 }
-
-func (r *fleetResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var m fleetModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	m.ID = m.Name
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
-}
-
-func (r *fleetResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
-
-func (r *fleetResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var m fleetModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	m.ID = m.Name
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
-}
-
-func (r *fleetResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}
 
 // validateHostList reports duplicate host names, with the index of the first use.
 func validateHostList(hs []hostModel, base path.Path, diags interface {

@@ -131,28 +131,18 @@ func (r *guardResource) ValidateConfig(ctx context.Context, req resource.Validat
 }
 
 func (r *guardResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() {
-		return
-	}
-	var name types.String
-	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("name"), &name)...)
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), name)...)
+	planIDFromName(ctx, req, resp)
 }
 
-func (r *guardResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var m guardModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	m.ID = m.Name
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+// Create stores the definition as planned (ModifyPlan set its id); no host is touched.
+func (r *guardResource) Create(_ context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	resp.State.Raw = req.Plan.Raw
 }
 
 func (r *guardResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
 
-func (r *guardResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var m guardModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	m.ID = m.Name
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+func (r *guardResource) Update(_ context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	resp.State.Raw = req.Plan.Raw
 }
 
 func (r *guardResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}

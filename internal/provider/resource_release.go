@@ -919,6 +919,15 @@ func (r *releaseResource) saveRecord(spec runner.Spec, res *runner.Result, follo
 	}
 }
 
+// forgetRecord removes the release's record for canary-runner once the release is gone.
+func (r *releaseResource) forgetRecord(st releaseModel) {
+	if r.data == nil {
+		return
+	}
+	name := st.Name.ValueString()
+	_ = os.Remove(runner.RecordPath(r.data.ledgerDir, name))
+}
+
 func taintNote(create bool) string {
 	if create {
 		return " Because this was the release's first apply, Terraform marks it tainted: the next apply reverts the changed hosts, then rolls the release out again."
@@ -1005,12 +1014,14 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if st.OnDestroy.ValueString() == "keep" {
-		return
-	}
 	targets, d := revertTargets(ctx, st)
 	resp.Diagnostics.Append(d...)
-	if len(targets) == 0 || resp.Diagnostics.HasError() {
+	if st.OnDestroy.ValueString() == "keep" || len(targets) == 0 {
+		// Nothing to put back: the release is only forgotten.
+		r.forgetRecord(st)
+		return
+	}
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	if r.data == nil {
@@ -1047,7 +1058,5 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 			"Destroying the release could not revert every host it changed, so it stays in the state. Fix the cause (see below) and run destroy again, or set on_destroy = \"keep\" to forget it.\n\nOriginal Error: "+err.Error())
 		return
 	}
-	if err := os.Remove(runner.RecordPath(r.data.ledgerDir, spec.Release)); err != nil && !os.IsNotExist(err) {
-		resp.Diagnostics.AddWarning("Release Record Not Removed", err.Error())
-	}
+	r.forgetRecord(st)
 }
