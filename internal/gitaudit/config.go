@@ -367,7 +367,7 @@ func scanHCL(src string) []token {
 		case c == ')' || c == ']':
 			toks = append(toks, token{kind: tClose, text: string(c)})
 			i++
-		case c == '=' && !(i+1 < len(src) && (src[i+1] == '=' || src[i+1] == '>')):
+		case c == '=' && (i+1 >= len(src) || src[i+1] != '=' && src[i+1] != '>'):
 			toks = append(toks, token{kind: tEq, text: "="})
 			i++
 		case (c == '=' || c == '!' || c == '<' || c == '>') && i+1 < len(src) && (src[i+1] == '=' || src[i+1] == '>'):

@@ -71,8 +71,8 @@ func TestRoundTripWithKeyFormats(t *testing.T) {
 			if err != nil || empty.Sequence != 0 || len(empty.Events) != 0 || empty.SchemaVersion != SchemaVersion {
 				t.Fatalf("empty load: %+v %v", empty, err)
 			}
-			written := record(t, l, "agents", "agent", "2.4.0", 0)
-			written, err = l.Append("agents", "agent", 1, Event{Action: ActionPromote, Result: ResultSucceeded, Actor: "bob"}, nil, setChannel("2.4.0", ChannelStable))
+			record(t, l, "agents", "agent", "2.4.0", 0)
+			written, err := l.Append("agents", "agent", 1, Event{Action: ActionPromote, Result: ResultSucceeded, Actor: "bob"}, nil, setChannel("2.4.0", ChannelStable))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -405,7 +405,9 @@ func TestLogGuardLocal(t *testing.T) {
 		if err := os.Rename(f2, f2+".0"); err != nil {
 			t.Fatal(err)
 		}
-		fh.WriteString("panic after the rotation\n")
+		if _, err := fh.WriteString("panic after the rotation\n"); err != nil {
+			t.Fatal(err)
+		}
 		if r := check(g, tg, d, m); r.OK || matched(t, r) != 1 || r.Evidence != "panic after the rotation" {
 			t.Fatalf("rotated: %+v", r)
 		}
