@@ -256,10 +256,14 @@ func (x *execution) mark(ctx context.Context, h *hostRun, d tmpl.Data) error {
 }
 
 func (x *execution) marker(h *hostRun, stage, status string) Marker {
-	return Marker{
+	m := Marker{
 		Release: x.spec.Release, Fleet: x.spec.Fleet, Version: h.current, PreviousVersion: h.previous,
 		RunID: x.runID, Stage: stage, Status: status, Time: x.now().UTC(),
 	}
+	for _, u := range h.uploads {
+		m.Files = append(m.Files, MarkerFile{Path: u.path, Existed: u.res.Existed, Backup: u.res.BackupPath})
+	}
+	return m
 }
 
 func outputEvidence(res *sshx.Result) string {
@@ -355,6 +359,12 @@ func (x *execution) revertHost(ctx context.Context, h *hostRun) error {
 	}
 	to := h.previous
 	x.emit(Event{Stage: h.stage, Host: h.Name, Action: "revert", Result: "started", Message: fmt.Sprintf("%s -> %s", versionOrNone(h.current), versionOrNone(to))})
+	if len(h.uploads) == 0 && h.prior != nil && h.prior.Status == "deployed" && h.prior.Version == h.current {
+		// Deployed by an earlier run (a destroy, or a resumed rollout): its marker lists the files.
+		for _, f := range h.prior.Files {
+			h.uploads = append(h.uploads, uploaded{path: f.Path, res: &sshx.UploadResult{Existed: f.Existed, BackupPath: f.Backup}})
+		}
+	}
 	for i := len(h.uploads) - 1; i >= 0; i-- {
 		u := h.uploads[i]
 		if err := h.client.Restore(ctx, u.path, u.res); err != nil {

@@ -628,3 +628,35 @@ func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDestroyRestoresUploadedFiles: files a rollout uploaded are put back by a later revert in
+// another run (a destroy): the replaced file gets its old content, a new file goes away.
+func TestDestroyRestoresUploadedFiles(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, 2, devfleet.Options{})
+	conf := func(h *devfleet.Host) string { return filepath.Join(h.Dir, "agent.conf") }
+	if err := os.WriteFile(conf(f.Hosts[0]), []byte("original\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	spec := f.spec("1.1.0")
+	spec.Stages = []runner.Stage{{Name: "canary", Hosts: "1"}, {Name: "fleet", Hosts: "100%"}}
+	spec.Deploy.Files = []runner.File{{Destination: "~/agent.conf", Content: []byte("tuned for 1.1.0\n"), Mode: 0o644}}
+	if _, err := f.runner().Execute(ctxT(t, time.Minute), spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range f.Hosts {
+		if b, _ := os.ReadFile(conf(h)); string(b) != "tuned for 1.1.0\n" {
+			t.Fatalf("%s: deployed file %q", h.Name, b)
+		}
+	}
+	if _, err := f.runner().Revert(ctxT(t, time.Minute), spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.expectVersions(f.all("1.0.0"))
+	if b, err := os.ReadFile(conf(f.Hosts[0])); err != nil || string(b) != "original\n" {
+		t.Errorf("host-1: the replaced file came back as %q (%v)", b, err)
+	}
+	if _, err := os.Stat(conf(f.Hosts[1])); !os.IsNotExist(err) {
+		t.Errorf("host-2: the file the rollout created is still there (%v)", err)
+	}
+}

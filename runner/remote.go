@@ -26,6 +26,16 @@ type Marker struct {
 	Stage           string    `json:"stage"`
 	Status          string    `json:"status"` // deployed, reverted
 	Time            time.Time `json:"time"`
+	// Files are what the deploy uploaded, so a later revert (a destroy) can put back what they
+	// replaced.
+	Files []MarkerFile `json:"files,omitempty"`
+}
+
+// MarkerFile is an uploaded file and the backup of what it replaced.
+type MarkerFile struct {
+	Path    string `json:"path"`
+	Existed bool   `json:"existed"`
+	Backup  string `json:"backup,omitempty"`
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
