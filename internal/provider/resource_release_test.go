@@ -21,6 +21,9 @@ import (
 
 const release = "canary_release.agent"
 
+// releaseConfigDir is the configuration of the lifecycle, halt and interrupted tests.
+var releaseConfigDir = config.StaticDirectory("testdata/release")
+
 // expectPriorValue checks a top-level string attribute of a resource's prior state in the plan.
 type expectPriorValue struct{ addr, attr, want string }
 
@@ -59,7 +62,7 @@ func hostState(name, version, previous, status string) knownvalue.Check {
 // back to the version it ran before the release.
 func TestAccRelease_lifecycle(t *testing.T) {
 	f := accFleet(t, 4, map[string]devfleet.Behavior{"1.2.0": devfleet.Unhealthy})
-	dir := config.TestNameDirectory()
+	dir := releaseConfigDir
 	resource.Test(t, resource.TestCase{
 		CheckDestroy: func(*terraform.State) error {
 			return fleetRuns(f, map[string]string{"*": "1.0.0"})
@@ -156,7 +159,12 @@ func TestAccRelease_lifecycle(t *testing.T) {
 // without redeploying the hosts that already run it.
 func TestAccRelease_halt(t *testing.T) {
 	f := accFleet(t, 4, nil)
-	dir := config.TestNameDirectory()
+	dir := releaseConfigDir
+	haltVariables := func(f *devfleet.Fleet, v string) config.Variables {
+		vs := fleetVariables(f, v)
+		vs["on_failure"] = config.StringVariable("halt")
+		return vs
+	}
 	broken := filepath.Join(f.Host("host-2").Dir, "broken-1.2.0")
 	resource.Test(t, resource.TestCase{
 		CheckDestroy: func(*terraform.State) error {
@@ -167,7 +175,7 @@ func TestAccRelease_halt(t *testing.T) {
 			{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				ConfigDirectory:          dir,
-				ConfigVariables:          fleetVariables(f, "1.1.0"),
+				ConfigVariables:          haltVariables(f, "1.1.0"),
 				Check:                    func(*terraform.State) error { return fleetRuns(f, map[string]string{"*": "1.1.0"}) },
 			},
 			{
@@ -178,7 +186,7 @@ func TestAccRelease_halt(t *testing.T) {
 				},
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				ConfigDirectory:          dir,
-				ConfigVariables:          fleetVariables(f, "1.2.0"),
+				ConfigVariables:          haltVariables(f, "1.2.0"),
 				ExpectError:              regexp.MustCompile(`(?s)Rollout Halted.*stage "wave" failed on host "host-2".*guard "not-broken".*1\.2\.0 is broken here.*1\.2\.0 on host-1,\s+host-2;\s+1\.1\.0\s+on\s+host-3,\s+host-4`),
 			},
 			{
@@ -193,7 +201,7 @@ func TestAccRelease_halt(t *testing.T) {
 				},
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				ConfigDirectory:          dir,
-				ConfigVariables:          fleetVariables(f, "1.2.0"),
+				ConfigVariables:          haltVariables(f, "1.2.0"),
 				PlanOnly:                 true,
 				ExpectNonEmptyPlan:       true,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
@@ -205,7 +213,7 @@ func TestAccRelease_halt(t *testing.T) {
 			{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				ConfigDirectory:          dir,
-				ConfigVariables:          fleetVariables(f, "1.2.0"),
+				ConfigVariables:          haltVariables(f, "1.2.0"),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(release, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 					statecheck.ExpectKnownValue(release, tfjsonpath.New("hosts"), knownvalue.ListExact([]knownvalue.Check{
@@ -231,10 +239,11 @@ func TestAccRelease_halt(t *testing.T) {
 // without redeploying the hosts already at the new version.
 func TestAccRelease_interrupted(t *testing.T) {
 	f := accFleet(t, 4, nil)
-	dir := config.TestNameDirectory()
+	dir := releaseConfigDir
 	vars := func(v, timeout string) config.Variables {
 		vs := fleetVariables(f, v)
 		vs["update_timeout"] = config.StringVariable(timeout)
+		vs["canary_observe"] = config.StringVariable("6s")
 		return vs
 	}
 	resource.Test(t, resource.TestCase{

@@ -73,7 +73,10 @@ func (s *sshFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.timeout, "connect-timeout", 15*time.Second, "TCP connect plus SSH handshake bound per host")
 }
 
-func (s *sshFlags) config() (sshx.Config, error) {
+func (s *sshFlags) config(stderr io.Writer) (sshx.Config, error) {
+	if s.insecure {
+		fmt.Fprintln(stderr, "canary-runner: WARNING: --insecure-ignore-host-key accepts any host key; anyone between here and the hosts can take over. Use --known-hosts instead outside throwaway test hosts.")
+	}
 	cfg := sshx.Config{User: s.user, KnownHostsFile: s.knownHosts, UseAgent: s.agent, InsecureIgnoreHostKey: s.insecure, ConnectTimeout: s.timeout}
 	if s.key != "" {
 		b, err := os.ReadFile(s.key)
@@ -123,7 +126,7 @@ func followup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "canary-runner:", err)
 		return 2
 	}
-	cfg, err := sf.config()
+	cfg, err := sf.config(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "canary-runner:", err)
 		return 2
